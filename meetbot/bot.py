@@ -1,0 +1,164 @@
+"""One bot session: joins a room, listens to every participant separately, speaks back.
+
+The session owns the room connection, one listener per remote participant, the shared voice
+source and the persona that decides what to say. Everything it starts it also stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, Protocol
+
+from aiortc.mediastreams import MediaStreamTrack
+from pyee.asyncio import AsyncIOEventEmitter
+
+from meetbot.config import BotConfig
+from meetbot.events import Participant, SpeechStarted, Utterance
+from meetbot.media.inbound import ParticipantListener
+from meetbot.media.outbound import VoiceSource
+from meetbot.transport.room import RoomConnection
+from meetbot.transport.signaling_client import parse_room_url
+
+log = logging.getLogger(__name__)
+
+_TICK_S = 0.05
+"""How often silence timers are checked on the wall clock."""
+
+
+class Persona(Protocol):
+    """Decides what the bot does with what it hears."""
+
+    async def on_utterance(self, utterance: Utterance) -> None: ...
+
+    def on_speech_start(self, event: SpeechStarted) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class EchoPersona:
+    """Replays every utterance into the call: proves the whole audio loop without a model."""
+
+    def __init__(self, session: BotSession) -> None:
+        self._voice = session.voice
+
+    async def on_utterance(self, utterance: Utterance) -> None:
+        self._voice.enqueue(utterance.pcm, utterance.sample_rate, tag=f"echo:{utterance.ended_at}")
+
+    def on_speech_start(self, event: SpeechStarted) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
+    """A bot in one room. Events: ``utterance``, ``speech_start``, ``joined``, ``left``."""
+
+    def __init__(self, room_url: str, config: BotConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.address = parse_room_url(room_url)
+        self.voice = VoiceSource()
+        self.room = RoomConnection(
+            self.address,
+            config.name,
+            "bot",
+            make_track=lambda _peer: self.voice.new_track(),
+            on_track=self._on_track,
+            on_peer_left=self._on_peer_left,
+            on_message=self._on_room_message,
+        )
+        self.listeners: dict[str, ParticipantListener] = {}
+        self.persona: Persona = EchoPersona(self)
+        self._utterances: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=64)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def people(self) -> list[Participant]:
+        """Remote participants currently in the room."""
+        return list(self.room.participants.values())
+
+    async def start(self) -> None:
+        self.voice.start()
+        await self.room.join()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._tick(), name="bot-silence-ticker"),
+            loop.create_task(self._consume(), name="bot-utterances"),
+        ]
+        log.info("%s joined %s", self.config.name, self.address.page_url)
+        self.emit("joined")
+
+    async def stop(self) -> None:
+        """Leave the room and release everything this session started."""
+        await self.room.leave()
+        for listener in list(self.listeners.values()):
+            await listener.stop()
+        self.listeners.clear()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.persona.close()
+        await self.voice.stop()
+        self.emit("left")
+
+    async def wait_closed(self) -> None:
+        await self.room.closed.wait()
+
+    # ---- inbound ---------------------------------------------------------------------------
+
+    def _on_track(self, peer: Participant, track: MediaStreamTrack) -> None:
+        old = self.listeners.pop(peer.id, None)
+        if old is not None:
+            self._tasks.append(asyncio.get_running_loop().create_task(old.stop()))
+        listener = ParticipantListener(
+            peer, track, self.config.vad, self._deliver, self._speech_started
+        )
+        self.listeners[peer.id] = listener
+        listener.start()
+        log.info("listening to %s", peer.name)
+
+    async def _on_peer_left(self, peer: Participant) -> None:
+        listener = self.listeners.pop(peer.id, None)
+        if listener is not None:
+            await listener.stop()
+        log.info("%s left", peer.name)
+        self.emit("peer_left", peer)
+
+    def _on_room_message(self, message: dict[str, Any]) -> None:
+        self.emit("room_message", message)
+
+    def _speech_started(self, event: SpeechStarted) -> None:
+        self.emit("speech_start", event)
+        self.persona.on_speech_start(event)
+
+    def _deliver(self, utterance: Utterance) -> None:
+        log.info(
+            "utterance from %s: %.2f s", utterance.participant_name, utterance.duration_s
+        )
+        self.emit("utterance", utterance)
+        try:
+            self._utterances.put_nowait(utterance)
+        except asyncio.QueueFull:
+            log.warning("utterance queue full; dropped one from %s", utterance.participant_name)
+
+    async def _consume(self) -> None:
+        while True:
+            utterance = await self._utterances.get()
+            try:
+                await self.persona.on_utterance(utterance)
+            except Exception:
+                log.exception("persona failed on an utterance; the meeting goes on")
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            now = time.monotonic()
+            for listener in list(self.listeners.values()):
+                listener.tick(now)

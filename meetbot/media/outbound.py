@@ -1,0 +1,256 @@
+"""The bot's voice: one real-time clock, shared by every peer connection.
+
+``VoiceSource`` owns the queued speech and a single pacing task that cuts it into 20 ms frames
+at 48 kHz, silence when idle. Every peer connection gets its own ``VoiceTrack`` that receives the
+same frames, so all participants hear the bot in sync and nothing is encoded ahead of real time.
+``flush()`` drops queued speech at once (with a short fade, so no click) for barge-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from meetbot.events import PCM16
+
+log = logging.getLogger(__name__)
+
+OUT_RATE = 48_000
+FRAME_MS = 20
+FRAME_SAMPLES = OUT_RATE * FRAME_MS // 1000
+_FRAME_S = FRAME_MS / 1000
+_TIME_BASE = fractions.Fraction(1, OUT_RATE)
+_RESYNC_AFTER_S = 0.1
+"""Further behind than this, the clock skips ahead instead of catching up in a burst."""
+_MIN_GAP_S = 0.010
+"""Catching up after a small delay never sends two frames closer together than this."""
+_FADE_MS = 8
+
+
+def to_out_rate(pcm: PCM16, rate: int) -> PCM16:
+    """Resample mono int16 audio to the track rate (48 kHz)."""
+    if rate == OUT_RATE or len(pcm) == 0:
+        return pcm.astype(np.int16, copy=False)
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(pcm, dtype=np.int16).reshape(1, -1), format="s16", layout="mono"
+    )
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=OUT_RATE)
+    chunks = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    return np.concatenate(chunks).astype(np.int16) if chunks else np.zeros(0, np.int16)
+
+
+@dataclass
+class PlaybackReport:
+    """What became of one queued piece of speech (``tag``)."""
+
+    tag: str
+    queued_samples: int
+    played_samples: int
+    first_sent_at: float | None
+    interrupted: bool
+
+
+class _Clip:
+    def __init__(self, tag: str, pcm: PCM16) -> None:
+        self.tag = tag
+        self.pcm = pcm
+        self.pos = 0
+
+
+class VoiceSource:
+    """Queued speech in, paced 20 ms frames out to every subscribed ``VoiceTrack``."""
+
+    def __init__(self) -> None:
+        self._clips: deque[_Clip] = deque()
+        self._tracks: set[VoiceTrack] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._pts = 0
+        self._fade: PCM16 | None = None
+        self._first_sent: dict[str, float] = {}
+        self._played: dict[str, int] = {}
+        self._queued: dict[str, int] = {}
+        self.frame_times: deque[float] = deque(maxlen=4096)
+        """Monotonic times at which recent frames were handed to the tracks (for pacing checks)."""
+        self.late_resyncs = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="voice-clock")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for track in list(self._tracks):
+            track.stop()
+
+    def new_track(self) -> VoiceTrack:
+        """A track for one more peer connection; it hears the same voice as all others."""
+        track = VoiceTrack(self)
+        self._tracks.add(track)
+        return track
+
+    def _detach(self, track: VoiceTrack) -> None:
+        self._tracks.discard(track)
+
+    # ---- speech ----------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """True while speech is queued or playing."""
+        return bool(self._clips) or self._fade is not None
+
+    def queued_seconds(self) -> float:
+        return sum(len(c.pcm) - c.pos for c in self._clips) / OUT_RATE
+
+    def enqueue(self, pcm: PCM16, rate: int, tag: str = "") -> None:
+        """Queue mono int16 speech at ``rate``; it plays after what is already queued."""
+        out = to_out_rate(pcm, rate)
+        if len(out) == 0:
+            return
+        self._clips.append(_Clip(tag, out))
+        self._queued[tag] = self._queued.get(tag, 0) + len(out)
+        self._played.setdefault(tag, 0)
+
+    def finish_tag(self, tag: str) -> PlaybackReport:
+        """Forget the bookkeeping for ``tag`` and say how much of it was played."""
+        report = PlaybackReport(
+            tag=tag,
+            queued_samples=self._queued.pop(tag, 0),
+            played_samples=self._played.pop(tag, 0),
+            first_sent_at=self._first_sent.pop(tag, None),
+            interrupted=False,
+        )
+        return report
+
+    def played_seconds(self, tag: str) -> float:
+        return self._played.get(tag, 0) / OUT_RATE
+
+    def first_sent_at(self, tag: str) -> float | None:
+        return self._first_sent.get(tag)
+
+    def flush(self) -> list[str]:
+        """Drop all queued speech now (barge-in); the next few ms fade out instead of a click.
+
+        Returns the tags that were cut short.
+        """
+        if not self._clips:
+            return []
+        cut = list(dict.fromkeys(c.tag for c in self._clips))
+        current = self._clips[0]
+        fade_len = OUT_RATE * _FADE_MS // 1000
+        tail = current.pcm[current.pos : current.pos + fade_len].astype(np.float32)
+        if len(tail):
+            ramp = np.linspace(1.0, 0.0, len(tail), dtype=np.float32)
+            self._fade = (tail * ramp).astype(np.int16)
+            self._played[current.tag] = self._played.get(current.tag, 0) + len(tail)
+        self._clips.clear()
+        return cut
+
+    # ---- the clock -------------------------------------------------------------------------
+
+    def _next_frame(self) -> tuple[PCM16, list[str]]:
+        out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        filled = 0
+        tags: list[str] = []
+        if self._fade is not None:
+            n = min(len(self._fade), FRAME_SAMPLES)
+            out[:n] = self._fade[:n]
+            filled = n
+            self._fade = self._fade[n:] if n < len(self._fade) else None
+        while filled < FRAME_SAMPLES and self._clips:
+            clip = self._clips[0]
+            n = min(FRAME_SAMPLES - filled, len(clip.pcm) - clip.pos)
+            out[filled : filled + n] = clip.pcm[clip.pos : clip.pos + n]
+            clip.pos += n
+            filled += n
+            self._played[clip.tag] = self._played.get(clip.tag, 0) + n
+            tags.append(clip.tag)
+            if clip.pos >= len(clip.pcm):
+                self._clips.popleft()
+        return out, tags
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
+        last_sent = deadline - _FRAME_S
+        while True:
+            now = loop.time()
+            if now - deadline > _RESYNC_AFTER_S:
+                # The loop was blocked: skip the missed frames rather than burst them out.
+                missed = int((now - deadline) / _FRAME_S)
+                self._pts += missed * FRAME_SAMPLES
+                deadline += missed * _FRAME_S
+                self.late_resyncs += 1
+            wake = max(deadline, last_sent + _MIN_GAP_S)
+            if wake > now:
+                await asyncio.sleep(wake - now)
+            pcm, tags = self._next_frame()
+            sent_at = time.monotonic()
+            for tag in tags:
+                self._first_sent.setdefault(tag, sent_at)
+            self._publish(pcm)
+            self.frame_times.append(sent_at)
+            last_sent = loop.time()
+            deadline += _FRAME_S
+
+    def _publish(self, pcm: PCM16) -> None:
+        pts = self._pts
+        self._pts += FRAME_SAMPLES
+        for track in self._tracks:
+            frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = OUT_RATE
+            frame.pts = pts
+            frame.time_base = _TIME_BASE
+            track.offer(frame)
+
+
+class VoiceTrack(MediaStreamTrack):
+    """One peer connection's view of the bot's voice. Never queues more than a few frames."""
+
+    kind = "audio"
+
+    def __init__(self, source: VoiceSource) -> None:
+        super().__init__()
+        self._source = source
+        self._frames: asyncio.Queue[av.AudioFrame | None] = asyncio.Queue(maxsize=4)
+        self.recv_times: deque[float] = deque(maxlen=4096)
+
+    def offer(self, frame: av.AudioFrame) -> None:
+        if self._frames.full():
+            # The sender fell behind (encoder stalled): drop the oldest, never build a backlog.
+            self._frames.get_nowait()
+        self._frames.put_nowait(frame)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        frame = await self._frames.get()
+        if frame is None:
+            raise MediaStreamError
+        self.recv_times.append(time.monotonic())
+        return frame
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            self._source._detach(self)
+            if self._frames.full():
+                self._frames.get_nowait()
+            self._frames.put_nowait(None)
+        super().stop()
