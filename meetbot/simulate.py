@@ -57,6 +57,17 @@ def voiced_bounds(pcm: PCM16, rate: int) -> tuple[float, float]:
     return float(loud[0] * block / rate), float((loud[-1] + 1) * block / rate)
 
 
+def _sent_time(timeline: list[tuple[int, float]], offset_s: float) -> float:
+    """When the sample ``offset_s`` into a clip left, from the frame that carried it."""
+    pos = int(offset_s * OUT_RATE)
+    best = timeline[0]
+    for entry in timeline:
+        if entry[0] > pos:
+            break
+        best = entry
+    return best[1] + (pos - best[0]) / OUT_RATE
+
+
 class Recorder:
     """Everything heard from one remote participant, placed on the monotonic clock."""
 
@@ -127,7 +138,7 @@ class SimulatedParticipant:
 
     def __init__(self, room_url: str, name: str, kind: str = "person") -> None:
         self.name = name
-        self.voice = VoiceSource()
+        self.voice = VoiceSource(keep_timeline=True)
         self.room = RoomConnection(
             parse_room_url(room_url),
             name,
@@ -182,13 +193,12 @@ class SimulatedParticipant:
         duration = len(pcm) / rate
         while self.voice.first_sent_at(tag) is None:
             await asyncio.sleep(0.005)
-        first = self.voice.first_sent_at(tag)
-        assert first is not None
         while self.voice.played_seconds(tag) < duration - 0.001 and self.voice.busy:
             await asyncio.sleep(0.01)
         self.voice.finish_tag(tag)
         lo, hi = voiced_bounds(pcm, rate)
-        clip = SpokenClip(tag, first + lo, first + hi)
+        timeline = self.voice.timeline.pop(tag, [])
+        clip = SpokenClip(tag, _sent_time(timeline, lo), _sent_time(timeline, hi))
         self.said.append(clip)
         return clip
 

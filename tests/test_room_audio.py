@@ -60,3 +60,141 @@ async def test_utterances_are_attributed_with_accurate_times(room_server: Runnin
         await bot.stop()
         for p in (dana, lee):
             await p.leave()
+
+
+def _envelope(pcm: np.ndarray, rate: int) -> np.ndarray:
+    block = rate // 100
+    n = len(pcm) // block
+    x = pcm[: n * block].astype(np.float32).reshape(n, block)
+    return np.sqrt(np.mean(x * x, axis=1))
+
+
+def _best_correlation(recording: np.ndarray, clip: np.ndarray, rate: int) -> float:
+    """Peak normalized correlation of loudness envelopes (robust to two Opus passes)."""
+    rec, ref = _envelope(recording, rate), _envelope(clip, rate)
+    if len(rec) < len(ref):
+        return 0.0
+    ref = (ref - ref.mean()) / (ref.std() + 1e-9)
+    best = 0.0
+    for lag in range(len(rec) - len(ref) + 1):
+        win = rec[lag : lag + len(ref)]
+        win = (win - win.mean()) / (win.std() + 1e-9)
+        best = max(best, float(np.mean(win * ref)))
+    return best
+
+
+async def test_echo_persona_plays_each_utterance_back_to_everyone(
+    room_server: RunningServer,
+) -> None:
+    bot, (dana, lee) = await _meeting(room_server, "echo", ["Dana", "Lee"])
+    try:
+        pcm, rate = load_wav("dana_hello.wav")
+        other, _ = load_wav("lee_update.wav")
+        clip = await dana.speak(pcm, rate)
+        from_bot = {p.name: p.recorder_for("assistant") for p in (dana, lee)}
+        await _wait_until(
+            lambda: all(r is not None and r.first_sound_after(clip.speech_end) for r in from_bot.values()),
+            5,
+            "the echo to reach both participants",
+        )
+        await asyncio.sleep(len(pcm) / rate + 0.5)
+        for name, rec in from_bot.items():
+            assert rec is not None
+            start = rec.first_sound_after(clip.speech_end)
+            assert start is not None
+            echoed = rec.audio(start - 0.3, start + len(pcm) / rate + 0.5)
+            match = _best_correlation(echoed, pcm, RECORD_RATE)
+            mismatch = _best_correlation(echoed, other[: len(pcm)], RECORD_RATE)
+            assert match > 0.85, f"{name} heard something that is not Dana's words ({match:.2f})"
+            assert mismatch < match - 0.2, f"{name}: correlation test cannot tell clips apart"
+        # Dana spoke once; nobody heard the bot before she finished.
+        assert from_bot["Lee"] is not None
+        assert from_bot["Lee"].first_sound_after(0) >= clip.speech_end  # type: ignore[operator]
+    finally:
+        await bot.stop()
+        for p in (dana, lee):
+            await p.leave()
+
+
+def _own_threads() -> set[str]:
+    """Threads other than the pooled executor workers (those are reused, not leaked)."""
+    import threading
+
+    return {
+        t.name for t in threading.enumerate()
+        if not t.name.startswith(("ThreadPoolExecutor", "asyncio_"))
+    }
+
+
+async def test_participant_leaving_mid_utterance_is_cleaned_up(
+    room_server: RunningServer, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    tasks_before = {t.get_name() for t in asyncio.all_tasks()}
+    threads_before = _own_threads()
+    bot, (dana, lee) = await _meeting(room_server, "leaving", ["Dana", "Lee"])
+    heard: list[Utterance] = []
+    bot.on("utterance", heard.append)
+    try:
+        lee_pcm, rate = load_wav("lee_update.wav")
+        lee.start_speaking(lee_pcm, rate)
+        await asyncio.sleep(1.5)  # Lee is mid-sentence...
+        lee_id = lee.room.id
+        await lee.leave()  # ...and vanishes
+        await _wait_until(lambda: lee_id not in bot.listeners and lee_id not in bot.room.links,
+                          5, "the bot to drop Lee")
+        assert not any(t.get_name() == "listen:Lee" for t in asyncio.all_tasks())
+        # What Lee said before leaving is not lost.
+        await _wait_until(lambda: any(u.participant_name == "Lee" for u in heard), 3, "Lee's words")
+        partial = next(u for u in heard if u.participant_name == "Lee")
+        assert 0.8 < partial.duration_s < 2.5
+        # Dana is unaffected.
+        dana_pcm, rate = load_wav("dana_hello.wav")
+        await dana.speak(dana_pcm, rate)
+        await _wait_until(lambda: any(u.participant_name == "Dana" for u in heard), 5, "Dana")
+        assert bot.listeners.keys() == {dana.room.id}
+    finally:
+        await bot.stop()
+        await dana.leave()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+    await asyncio.sleep(0.5)
+    leaked = {t.get_name() for t in asyncio.all_tasks()} - tasks_before
+    assert not leaked, leaked
+    assert _own_threads() <= threads_before, _own_threads() - threads_before
+
+
+async def test_outgoing_voice_keeps_real_time_for_30_seconds(room_server: RunningServer) -> None:
+    bot, (dana,) = await _meeting(room_server, "pacing", ["Dana"])
+    try:
+        pcm, rate = load_wav("dana_hello.wav")
+        await asyncio.sleep(0.5)
+        track = next(iter(bot.voice._tracks))
+        track.recv_times.clear()
+        bot.voice.frame_times.clear()
+        start = time.monotonic()
+        while time.monotonic() - start < 30:
+            if not bot.voice.busy:
+                bot.voice.enqueue(pcm, rate)  # speech and silence alternate on one clock
+            await asyncio.sleep(2.0)
+        clock = np.array(bot.voice.frame_times)
+        sent = np.array(track.recv_times)
+    finally:
+        await bot.stop()
+        await dana.leave()
+    for times in (clock, sent):  # the voice clock, and frames as the sender took them
+        n = len(times)
+        elapsed = times[-1] - times[0]
+        nominal = (n - 1) * 0.020
+        assert abs(elapsed - nominal) / nominal < 0.01, (elapsed, nominal)
+        assert elapsed > 29.5
+        # No burst: no 100 ms window ever holds more than one frame above real time.
+        per_window = np.searchsorted(times, times + 0.100) - np.arange(n)
+        assert per_window.max() <= 6, f"burst of {per_window.max()} frames in 100 ms"
+        ahead = (np.arange(n) * 0.020) - (times - times[0])
+        assert ahead.max() < 0.045, "frames ran ahead of real time"
+    assert np.diff(clock).min() > 0.009
+    heard = dana.recorder_for("assistant")
+    assert heard is not None and len(heard.loud_times) > 100

@@ -70,7 +70,12 @@ class _Clip:
 class VoiceSource:
     """Queued speech in, paced 20 ms frames out to every subscribed ``VoiceTrack``."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_timeline: bool = False) -> None:
+        self._keep_timeline = keep_timeline
+        self.timeline: dict[str, list[tuple[int, float]]] = {}
+        """With ``keep_timeline``: per tag, (sample offset in the clip, monotonic send time) of
+        every frame, so a test knows exactly when each part of a clip left, even if the clock
+        had to skip frames under load."""
         self._clips: deque[_Clip] = deque()
         self._tracks: set[VoiceTrack] = set()
         self._task: asyncio.Task[None] | None = None
@@ -165,10 +170,10 @@ class VoiceSource:
 
     # ---- the clock -------------------------------------------------------------------------
 
-    def _next_frame(self) -> tuple[PCM16, list[str]]:
+    def _next_frame(self) -> tuple[PCM16, list[tuple[str, int]]]:
         out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         filled = 0
-        tags: list[str] = []
+        tags: list[tuple[str, int]] = []
         if self._fade is not None:
             n = min(len(self._fade), FRAME_SAMPLES)
             out[:n] = self._fade[:n]
@@ -178,10 +183,10 @@ class VoiceSource:
             clip = self._clips[0]
             n = min(FRAME_SAMPLES - filled, len(clip.pcm) - clip.pos)
             out[filled : filled + n] = clip.pcm[clip.pos : clip.pos + n]
+            tags.append((clip.tag, clip.pos - filled))
             clip.pos += n
             filled += n
             self._played[clip.tag] = self._played.get(clip.tag, 0) + n
-            tags.append(clip.tag)
             if clip.pos >= len(clip.pcm):
                 self._clips.popleft()
         return out, tags
@@ -203,8 +208,10 @@ class VoiceSource:
                 await asyncio.sleep(wake - now)
             pcm, tags = self._next_frame()
             sent_at = time.monotonic()
-            for tag in tags:
-                self._first_sent.setdefault(tag, sent_at)
+            for tag, offset in tags:
+                self._first_sent.setdefault(tag, sent_at - offset / OUT_RATE)
+                if self._keep_timeline:
+                    self.timeline.setdefault(tag, []).append((offset, sent_at))
             self._publish(pcm)
             self.frame_times.append(sent_at)
             last_sent = loop.time()

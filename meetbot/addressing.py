@@ -1,0 +1,94 @@
+"""Is this utterance meant for the bot? The turn-taking rule of a bot in a group call.
+
+In a call with several people the bot answers only when addressed: its name or a wake phrase
+anywhere in the utterance (matched loosely, because a small speech model hears "Hey assistant"
+as "A assistant" or "hey assistance"), or the speaker's next utterance in a short follow-up
+window after the bot answered them, or anyone's next utterance after the bot asked the room a
+question. With one person in the call, every utterance is addressed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+@dataclass
+class _Window:
+    speaker_id: str | None
+    """None: the bot asked the room, anyone may answer."""
+    until: float
+
+
+class Addressing:
+    """Decides ``addressed`` for each transcribed utterance; remembers follow-up windows."""
+
+    def __init__(self, bot_name: str, wake_phrases: tuple[str, ...] = (),
+                 follow_up_s: float = 8.0) -> None:
+        self._names = [w for w in words(bot_name) if w]
+        self._wake = [words(p) for p in wake_phrases if words(p)]
+        self._follow_up_s = follow_up_s
+        self._window: _Window | None = None
+
+    def mentions_bot(self, text: str) -> bool:
+        """The bot's name (or a wake phrase) is in the text, allowing for mishearing."""
+        toks = words(text)
+        if not toks:
+            return False
+        for phrase in [self._names, *self._wake]:
+            if _contains_fuzzy(toks, phrase):
+                return True
+        return False
+
+    def decide(self, speaker_id: str, text: str, people_in_call: int, now: float) -> bool:
+        """Whether the bot should answer this utterance (consumes a follow-up window)."""
+        if not words(text):
+            return False
+        if people_in_call <= 1 or self.mentions_bot(text):
+            self._window = None
+            return True
+        window = self._window
+        if window is not None and now <= window.until and window.speaker_id in (None, speaker_id):
+            self._window = None
+            return True
+        return False
+
+    def bot_replied(self, speaker_id: str | None, reply: str, now: float) -> None:
+        """Open the follow-up window after the bot finished speaking ``reply``.
+
+        A reply ending in a question invites anyone in the room to answer; otherwise only the
+        person the bot answered may follow up without naming it.
+        """
+        asked_room = reply.rstrip().endswith("?")
+        self._window = _Window(None if asked_room else speaker_id, now + self._follow_up_s)
+
+    def close_window(self) -> None:
+        self._window = None
+
+
+def _contains_fuzzy(tokens: list[str], phrase: list[str]) -> bool:
+    """True if ``phrase`` appears in ``tokens``, each word or the joined words close enough."""
+    target = " ".join(phrase)
+    joined_target = target.replace(" ", "")
+    n = len(phrase)
+    for size in {n, n + 1, max(1, n - 1)}:
+        for i in range(len(tokens) - size + 1):
+            candidate = tokens[i : i + size]
+            if _close(" ".join(candidate), target) or _close("".join(candidate), joined_target):
+                return True
+    return False
+
+
+def _close(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if min(len(a), len(b)) < 4:
+        return False
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.84
