@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -35,6 +36,8 @@ class Persona(Protocol):
 
     def on_speech_start(self, event: SpeechStarted) -> None: ...
 
+    def start(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -50,12 +53,19 @@ class EchoPersona:
     def on_speech_start(self, event: SpeechStarted) -> None:
         pass
 
+    def start(self) -> None:
+        pass
+
     async def close(self) -> None:
         pass
 
 
 class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
-    """A bot in one room. Events: ``utterance``, ``speech_start``, ``joined``, ``left``."""
+    """A bot in one room.
+
+    Events: ``joined``, ``listening`` (a participant's audio arrived), ``speech_start``,
+    ``utterance``, ``peer_left``, ``room_message``, ``left``.
+    """
 
     def __init__(self, room_url: str, config: BotConfig) -> None:
         super().__init__()
@@ -75,6 +85,20 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
         self.persona: Persona = EchoPersona(self)
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=64)
         self._tasks: list[asyncio.Task[None]] = []
+        self._sends: set[asyncio.Task[None]] = set()
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+        self.notes_store: Any = None
+        """The meeting notes store, when the persona keeps notes."""
+
+    def add_closer(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Something to run when the session stops, after the persona is closed."""
+        self._closers.append(closer)
+
+    def send_soon(self, message: dict[str, Any]) -> None:
+        """Send a signaling message (caption, notes) without making the caller wait."""
+        task = asyncio.get_running_loop().create_task(self.room.send(message))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     @property
     def people(self) -> list[Participant]:
@@ -89,12 +113,12 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
             loop.create_task(self._tick(), name="bot-silence-ticker"),
             loop.create_task(self._consume(), name="bot-utterances"),
         ]
+        self.persona.start()
         log.info("%s joined %s", self.config.name, self.address.page_url)
         self.emit("joined")
 
     async def stop(self) -> None:
         """Leave the room and release everything this session started."""
-        await self.room.leave()
         for listener in list(self.listeners.values()):
             await listener.stop()
         self.listeners.clear()
@@ -105,6 +129,14 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
                 await task
         self._tasks = []
         await self.persona.close()
+        for closer in self._closers:
+            try:
+                await closer()
+            except Exception:
+                log.exception("error while closing the session")
+        await self.room.leave()
+        if self._sends:
+            await asyncio.gather(*self._sends, return_exceptions=True)
         await self.voice.stop()
         self.emit("left")
 
@@ -123,6 +155,7 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
         self.listeners[peer.id] = listener
         listener.start()
         log.info("listening to %s", peer.name)
+        self.emit("listening", peer)
 
     async def _on_peer_left(self, peer: Participant) -> None:
         listener = self.listeners.pop(peer.id, None)

@@ -1,0 +1,291 @@
+"""The cascaded speech loop: utterance -> text -> brain -> streamed speech, with barge-in.
+
+One ``Conversation`` per bot session. It transcribes every utterance (per speaker), lets the
+brain see every turn (for notes) but speaks only when addressed or to keep time, streams the
+reply sentence by sentence so the first words go out before the rest is synthesized, stops the
+moment someone talks over it, and records what it actually said and how long each stage took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from meetbot.addressing import Addressing
+from meetbot.brain.base import Brain
+from meetbot.events import SpeechStarted, Turn, TurnTiming, Utterance
+from meetbot.media.outbound import OUT_RATE, VoiceSource
+from meetbot.metrics import LatencyLog
+from meetbot.speech.base import SpeechError, SpeechToText, TextToSpeech
+
+log = logging.getLogger(__name__)
+
+TranscriptSink = Callable[[str, str, bool], None]
+"""(speaker name, text, is_bot) for every line heard or said."""
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_FIRST_CHUNK_MIN_WORDS = 3
+_PAUSE_BEFORE_PROACTIVE_S = 0.8
+"""The bot speaks on its own only after the room has been quiet this long."""
+
+
+async def sentences(fragments: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Regroup streamed text into sentences; the first may be cut at a comma to start sooner."""
+    buf = ""
+    first = True
+    async for fragment in fragments:
+        buf += fragment
+        while True:
+            parts = _SENTENCE_END.split(buf, maxsplit=1)
+            if len(parts) == 2:
+                done, buf = parts
+                if done.strip():
+                    yield done.strip()
+                    first = False
+                continue
+            if first:
+                head, sep, rest = buf.partition(", ")
+                if sep and len(head.split()) >= _FIRST_CHUNK_MIN_WORDS and rest:
+                    yield head.strip() + ","
+                    buf = rest
+                    first = False
+                    continue
+            break
+    if buf.strip():
+        yield buf.strip()
+
+
+@dataclass
+class _Reply:
+    """A reply being spoken: its pieces and how many samples each took."""
+
+    tag: str
+    to_speaker: str | None
+    pieces: list[tuple[str, int]] = field(default_factory=list)
+    interrupted: bool = False
+
+    def heard_text(self, played_samples: int) -> str:
+        """What listeners actually heard, cut where playback stopped."""
+        out: list[str] = []
+        pos = 0
+        for text, samples in self.pieces:
+            if pos + samples <= played_samples:
+                out.append(text)
+            elif played_samples > pos:
+                words = text.split()
+                keep = max(1, int(len(words) * (played_samples - pos) / max(samples, 1)))
+                out.append(" ".join(words[:keep]) + "…")
+                break
+            pos += samples
+        return " ".join(out)
+
+    @property
+    def full_text(self) -> str:
+        return " ".join(t for t, _ in self.pieces)
+
+
+class Conversation:
+    """The ``assistant`` persona: speech-to-text, addressing, brain, text-to-speech."""
+
+    def __init__(
+        self,
+        voice: VoiceSource,
+        stt: SpeechToText,
+        tts: TextToSpeech,
+        brain: Brain,
+        addressing: Addressing,
+        people_in_call: Callable[[], int],
+        someone_speaking: Callable[[], bool],
+        latency: LatencyLog | None = None,
+        on_line: TranscriptSink | None = None,
+        bot_name: str = "assistant",
+    ) -> None:
+        self._voice = voice
+        self._stt = stt
+        self._tts = tts
+        self._brain = brain
+        self._addressing = addressing
+        self._people_in_call = people_in_call
+        self._someone_speaking = someone_speaking
+        self.latency = latency or LatencyLog()
+        self._on_line = on_line
+        self._bot_name = bot_name
+        self._reply_task: asyncio.Task[None] | None = None
+        self._current: _Reply | None = None
+        self._turns = 0
+        self._last_speech_end = time.monotonic()
+        self._ticker: asyncio.Task[None] | None = None
+        self.interruptions: list[tuple[float, str]] = []
+        """(monotonic time, heard text) of every barge-in."""
+
+    def start(self) -> None:
+        self._ticker = asyncio.get_running_loop().create_task(self._keep_time(), name="timekeeper")
+
+    async def close(self) -> None:
+        for task in (self._ticker, self._reply_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._ticker = self._reply_task = None
+
+    @property
+    def speaking(self) -> bool:
+        return self._reply_task is not None and not self._reply_task.done()
+
+    # ---- hearing ---------------------------------------------------------------------------
+
+    def on_speech_start(self, event: SpeechStarted) -> None:
+        """Barge-in: someone talks while the bot speaks -> stop now, remember what was heard."""
+        if self._current is None or not self._voice.busy:
+            return
+        reply = self._current
+        self._voice.flush()
+        reply.interrupted = True
+        log.info("%s interrupted the bot; stopped speaking", event.participant_name)
+        if self._reply_task is not None:
+            self._reply_task.cancel()
+
+    async def on_utterance(self, utterance: Utterance) -> None:
+        self._last_speech_end = max(self._last_speech_end, utterance.ended_at)
+        timing = TurnTiming(utterance.participant_name, speech_end=utterance.ended_at)
+        timing.extra["endpointing"] = utterance.detected_at - utterance.ended_at
+        try:
+            transcript = await self._stt.transcribe(utterance.pcm)
+        except SpeechError as exc:
+            log.error("speech-to-text failed for %s's utterance: %s — the meeting goes on",
+                      utterance.participant_name, exc)
+            return
+        timing.transcript_ready = time.monotonic()
+        text = transcript.text.strip()
+        if not text:
+            return
+        timing.text = text
+        addressed = self._addressing.decide(
+            utterance.participant_id, text, self._people_in_call(), time.monotonic()
+        )
+        log.info("%s%s: %s", utterance.participant_name, " (to bot)" if addressed else "", text)
+        if self._on_line is not None:
+            self._on_line(utterance.participant_name, text, False)
+        turn = Turn(
+            speaker_id=utterance.participant_id,
+            speaker_name=utterance.participant_name,
+            text=text,
+            addressed=addressed,
+            started_at=utterance.started_at,
+            ended_at=utterance.ended_at,
+            wall_time=time.time() - (time.monotonic() - utterance.ended_at),
+        )
+        if not addressed:
+            await self._listen_only(turn)
+            return
+        await self._stop_reply()
+        self._reply_task = asyncio.get_running_loop().create_task(
+            self._reply(turn, timing), name=f"reply:{self._turns}"
+        )
+
+    async def _listen_only(self, turn: Turn) -> None:
+        """The brain takes notes from a turn not meant for the bot; nothing is said."""
+        async for _ in self._brain.reply(turn):
+            log.warning("brain produced a reply to an unaddressed turn; not spoken")
+
+    # ---- speaking --------------------------------------------------------------------------
+
+    async def say(self, text: str) -> None:
+        """Speak on the bot's own initiative (e.g. a timebox reminder)."""
+        await self._stop_reply()
+
+        async def one() -> AsyncIterator[str]:
+            yield text
+
+        timing = TurnTiming(self._bot_name, speech_end=time.monotonic())
+        self._reply_task = asyncio.get_running_loop().create_task(
+            self._speak(one(), None, timing, record_latency=False), name="say"
+        )
+
+    async def _reply(self, turn: Turn, timing: TurnTiming) -> None:
+        await self._speak(self._brain.reply(turn), turn.speaker_id, timing, record_latency=True)
+
+    async def _speak(self, fragments: AsyncIterator[str], to_speaker: str | None,
+                     timing: TurnTiming, record_latency: bool) -> None:
+        self._turns += 1
+        reply = _Reply(tag=f"turn{self._turns}", to_speaker=to_speaker)
+        self._current = reply
+        try:
+            async for sentence in sentences(fragments):
+                if timing.first_reply_text is None:
+                    timing.first_reply_text = time.monotonic()
+                samples = 0
+                try:
+                    async for chunk in self._tts.synthesize(sentence):
+                        if timing.first_audio_synth is None:
+                            timing.first_audio_synth = time.monotonic()
+                        self._voice.enqueue(chunk, self._tts.sample_rate, tag=reply.tag)
+                        samples += len(chunk) * OUT_RATE // self._tts.sample_rate
+                except SpeechError as exc:
+                    log.error("text-to-speech failed: %s — the meeting goes on", exc)
+                    break
+                reply.pieces.append((sentence, samples))
+            await self._wait_played(reply)
+        except asyncio.CancelledError:
+            reply.interrupted = True
+            raise
+        finally:
+            self._finish(reply, timing, record_latency)
+
+    async def _wait_played(self, reply: _Reply) -> None:
+        queued = sum(s for _, s in reply.pieces)
+        while self._voice.busy and self._voice.played_seconds(reply.tag) * OUT_RATE < queued - 1:
+            await asyncio.sleep(0.02)
+
+    def _finish(self, reply: _Reply, timing: TurnTiming, record_latency: bool) -> None:
+        timing.first_audio_sent = self._voice.first_sent_at(reply.tag)
+        played = self._voice.finish_tag(reply.tag).played_samples
+        said = reply.heard_text(played) if reply.interrupted else reply.full_text
+        if self._current is reply:
+            self._current = None
+        if not reply.pieces:
+            return
+        timing.reply = said
+        if reply.interrupted:
+            self.interruptions.append((time.monotonic(), said))
+        if said and self._on_line is not None:
+            self._on_line(self._bot_name, said, True)
+        self._addressing.bot_replied(reply.to_speaker, said, time.monotonic())
+        if record_latency:
+            self.latency.record(timing)
+
+    async def _stop_reply(self) -> None:
+        task = self._reply_task
+        if task is not None and not task.done():
+            self._voice.flush()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._reply_task = None
+
+    # ---- timekeeping -----------------------------------------------------------------------
+
+    async def _keep_time(self) -> None:
+        """Give the brain a chance to speak up, but only into a pause."""
+        while True:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            if (
+                self.speaking
+                or self._someone_speaking()
+                or now - self._last_speech_end < _PAUSE_BEFORE_PROACTIVE_S
+            ):
+                continue
+            try:
+                text = await self._brain.proactive(now)
+            except Exception:
+                log.exception("brain failed while keeping time")
+                continue
+            if text:
+                await self.say(text)

@@ -1,0 +1,190 @@
+"""Wires a bot session together from the configuration: persona, speech engines, brain, notes.
+
+This is the composition root: the only module that knows which concrete engine goes where.
+Models are loaded once per process (the engines share them) before the bot joins, so the first
+turn does not pay for loading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meetbot.addressing import Addressing
+from meetbot.bot import BotSession
+from meetbot.config import BotConfig
+from meetbot.conversation import Conversation
+from meetbot.events import PCM16, Participant
+from meetbot.metrics import LatencyLog
+from meetbot.scenario import Voice
+from meetbot.speech.base import SpeechError, SpeechToText, TextToSpeech
+
+log = logging.getLogger(__name__)
+
+_NOTES_PUSH_DELAY_S = 0.1
+"""Changes within this window go to the room page as one ``notes`` message."""
+
+
+def default_scenario_path() -> Path:
+    """The seed meeting shipped with the package (the worked example)."""
+    return Path(str(resources.files("meetbot") / "scenarios" / "seed-meeting.json"))
+
+
+async def create_bot(room_url: str, config: BotConfig) -> BotSession:
+    """A bot for ``room_url`` with the configured persona, ready to ``start()``."""
+    bot = BotSession(room_url, config)
+    if config.persona == "echo":
+        return bot
+    stt, tts = _speech_engines(config)
+    for engine, what in ((stt, "speech-to-text"), (tts, "text-to-speech")):
+        load = getattr(engine, "load", None)
+        if load is None:
+            continue
+        try:
+            await load()
+        except SpeechError as exc:
+            # The bot still joins: it keeps notes of what it can and says why it cannot hear
+            # or speak in the log, rather than leaving the meeting without an assistant.
+            log.error("%s engine failed to load: %s — continuing without it", what, exc)
+    _attach_assistant(bot, config, stt, tts)
+    return bot
+
+
+def _speech_engines(config: BotConfig) -> tuple[SpeechToText, TextToSpeech]:
+    from meetbot.speech.factory import build_stt, build_tts
+
+    return build_stt(config.speech), build_tts(config.speech)
+
+
+def _attach_assistant(
+    bot: BotSession, config: BotConfig, stt: SpeechToText, tts: TextToSpeech
+) -> None:
+    from meetbot.brain.rules import RuleBrain
+    from meetbot.meeting.store import NotesStore
+
+    store = NotesStore.for_room(config.data_dir, bot.address.room, title=bot.address.room)
+    brain = RuleBrain(store, config.name, record_own_replies=False)
+    brain_impl = _maybe_llm_brain(config, store, brain)
+    wake = config.wake_phrases or (f"hey {config.name}", f"ok {config.name}")
+    publisher = _NotesPublisher(bot, store)
+
+    def on_line(speaker: str, text: str, is_bot: bool) -> None:
+        if is_bot:  # people's lines are recorded by the brain, which sees every turn
+            store.notes.add_transcript_line(speaker, text, is_bot=True)
+        bot.send_soon({"type": "caption", "text": f"{speaker}: {text}", "final": True})
+
+    conversation = Conversation(
+        bot.voice,
+        stt,
+        tts,
+        brain_impl,
+        Addressing(config.name, wake, config.follow_up_s),
+        people_in_call=lambda: sum(1 for p in bot.people if p.kind != "bot"),
+        someone_speaking=lambda: any(lis.speaking for lis in bot.listeners.values()),
+        latency=LatencyLog(config.latency_log),
+        on_line=on_line,
+        bot_name=config.name,
+    )
+
+    def on_track(peer: Participant) -> None:
+        brain.add_participant(peer.name)
+
+    bot.on("listening", on_track)
+    bot.on("joined", publisher.push_now)
+    store.subscribe(lambda _change: publisher.changed())
+    bot.persona = conversation
+    bot.add_closer(publisher.close)
+    bot.add_closer(_closing(store))
+    bot.notes_store = store
+
+
+def _maybe_llm_brain(config: BotConfig, store: Any, rules: Any) -> Any:
+    if config.brain.kind != "llm":
+        return rules
+    try:
+        from meetbot.brain.llm import LLMBrain
+    except ImportError:
+        log.error("the LLM brain is not available in this install; using the rule brain")
+        return rules
+    return LLMBrain(config.brain, store, fallback=rules, bot_name=config.name)
+
+
+def _closing(store: Any) -> Any:
+    async def close() -> None:
+        store.close()
+
+    return close
+
+
+class _NotesPublisher:
+    """Pushes the live notes to the room (page and notes endpoint), coalescing bursts."""
+
+    def __init__(self, bot: BotSession, store: Any) -> None:
+        self._bot = bot
+        self._store = store
+        self._pending: asyncio.TimerHandle | None = None
+
+    def changed(self) -> None:
+        if self._pending is None:
+            loop = asyncio.get_running_loop()
+            self._pending = loop.call_later(_NOTES_PUSH_DELAY_S, self.push_now)
+
+    def push_now(self) -> None:
+        self._pending = None
+        notes = self._store.notes.to_dict(transcript_limit=50)
+        self._bot.send_soon({"type": "notes", "notes": notes})
+
+    async def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        # One last, awaited push so the room keeps the final state after the bot leaves.
+        await self._bot.room.send(
+            {"type": "notes", "notes": self._store.notes.to_dict(transcript_limit=50)}
+        )
+
+
+# ---- what simulated participants use ---------------------------------------------------------
+
+
+def scenario_voices() -> Any:
+    """A renderer for scenario voices: the bundled Piper voice (at a pace) or espeak-ng."""
+    from meetbot.runner import render_espeak
+    from meetbot.speech.local_tts import PiperTTS
+
+    voices: dict[str, PiperTTS] = {}
+
+    async def render(voice: Voice, text: str) -> tuple[PCM16, int]:
+        if voice.engine == "espeak":
+            return await render_espeak(voice.option, text)
+        tts = voices.get(voice.option)
+        if tts is None:
+            tts = PiperTTS(length_scale=float(voice.option) if voice.option else None)
+            voices[voice.option] = tts
+        chunks = [c async for c in tts.synthesize(text)]
+        pcm = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        # A short lead-in of silence, as a person draws breath before talking.
+        lead = np.zeros(int(0.2 * tts.sample_rate), np.int16)
+        return np.concatenate((lead, pcm)), tts.sample_rate
+
+    return render
+
+
+def scenario_ears() -> SpeechToText:
+    """How simulated participants transcribe what the bot says: the local Whisper model."""
+    from meetbot.speech.local_stt import WhisperSTT
+
+    return WhisperSTT()
+
+
+def notes_markdown(notes: dict[str, Any]) -> str:
+    from meetbot.meeting.export import to_markdown
+    from meetbot.meeting.notes import MeetingNotes
+
+    return to_markdown(MeetingNotes.from_dict(notes))
+
