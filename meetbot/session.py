@@ -76,7 +76,7 @@ def _attach_assistant(
     def on_line(speaker: str, text: str, is_bot: bool) -> None:
         if is_bot:  # people's lines are recorded by the brain, which sees every turn
             store.notes.add_transcript_line(speaker, text, is_bot=True)
-        bot.send_soon({"type": "caption", "text": f"{speaker}: {text}", "final": True})
+        bot.send_soon({"type": "caption", "text": text, "final": True, "speaker": speaker})
 
     conversation = Conversation(
         bot.voice,
