@@ -36,6 +36,10 @@ class Persona(Protocol):
 
     def on_speech_start(self, event: SpeechStarted) -> None: ...
 
+    def on_pause(self, utterance: Utterance) -> None:
+        """The speaker paused; ``utterance`` may turn out final (early work may start)."""
+        ...
+
     def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -51,6 +55,9 @@ class EchoPersona:
         self._voice.enqueue(utterance.pcm, utterance.sample_rate, tag=f"echo:{utterance.ended_at}")
 
     def on_speech_start(self, event: SpeechStarted) -> None:
+        pass
+
+    def on_pause(self, utterance: Utterance) -> None:
         pass
 
     def start(self) -> None:
@@ -150,7 +157,8 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
         if old is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(old.stop()))
         listener = ParticipantListener(
-            peer, track, self.config.vad, self._deliver, self._speech_started
+            peer, track, self.config.vad, self._deliver, self._speech_started,
+            lambda utterance: self.persona.on_pause(utterance),
         )
         self.listeners[peer.id] = listener
         listener.start()

@@ -17,7 +17,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from meetbot.config import BotConfig, BrainConfig, SpeechConfig, VadConfig
+from meetbot.config import BotConfig, BrainConfig, RealtimeConfig, SpeechConfig, VadConfig
 
 log = logging.getLogger("meetbot")
 
@@ -49,6 +49,23 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
         ),
         data_dir=Path(args.data_dir),
         latency_log=Path(args.latency_log) if args.latency_log else None,
+        pipeline=getattr(args, "pipeline", "cascade"),
+        realtime=_realtime_config(args, env, api_key),
+    )
+
+
+def _realtime_config(args: argparse.Namespace, env: dict[str, str],
+                     api_key: str | None) -> RealtimeConfig:
+    """Speech-to-speech settings: flags, then MEETBOT_REALTIME_URL/KEY/MODEL, then defaults."""
+    return RealtimeConfig(
+        websocket_url=getattr(args, "realtime_url", None) or env.get("MEETBOT_REALTIME_URL"),
+        api_key=env.get("MEETBOT_REALTIME_KEY") or api_key,
+        model=getattr(args, "realtime_model", None) or env.get(
+            "MEETBOT_REALTIME_MODEL", RealtimeConfig.model),
+        voice=getattr(args, "realtime_voice", None) or RealtimeConfig.voice,
+        turn_detection=getattr(args, "realtime_turn_detection", RealtimeConfig.turn_detection),
+        instructions=getattr(args, "realtime_instructions", None),
+        fallback=not getattr(args, "no_realtime_fallback", False),
     )
 
 
@@ -66,6 +83,23 @@ def _add_bot_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vad-end-ms", type=int, default=VadConfig.end_ms)
     p.add_argument("--data-dir", default="meetings", help="where meeting notes are kept")
     p.add_argument("--latency-log", default=None, help="write per-turn latency JSON lines here")
+    p.add_argument("--pipeline", choices=("cascade", "speech-to-speech"), default="cascade",
+                   help="cascade: STT, brain, TTS; speech-to-speech: an OpenAI Realtime session "
+                   "(docs/realtime.md)")
+    p.add_argument("--realtime-url", default=None,
+                   help="Realtime WebSocket, e.g. wss://api.openai.com/v1/realtime "
+                   "(or MEETBOT_REALTIME_URL; default: /v1/realtime on the room's server)")
+    p.add_argument("--realtime-model", default=None,
+                   help="Realtime model (or MEETBOT_REALTIME_MODEL; default "
+                   f"{RealtimeConfig.model})")
+    p.add_argument("--realtime-voice", default=None, help="the model's voice (default alloy)")
+    p.add_argument("--realtime-turn-detection", default=RealtimeConfig.turn_detection,
+                   choices=("none", "server_vad", "semantic_vad"),
+                   help="none: the bot's own VAD commits each utterance (default)")
+    p.add_argument("--realtime-instructions", default=None,
+                   help="instructions for the model (default: meetbot's meeting assistant)")
+    p.add_argument("--no-realtime-fallback", action="store_true",
+                   help="do not fall back to the cascade when the Realtime session is gone")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -153,6 +187,8 @@ async def _serve(args: argparse.Namespace) -> int:
     server = await start_server(args.host, args.port, max_room_size=args.max_room_size)
     print(f"meetbot room server on {server.url} — open {server.room_url('demo')} to join a room",
           flush=True)
+    ws_base = server.url.replace("http://", "ws://", 1)
+    print(f"OpenAI Realtime endpoint (offline): {ws_base}/v1/realtime", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

@@ -20,6 +20,8 @@ class VadConfig:
     """Voiced audio needed before an utterance starts (start hangover)."""
     end_ms: int = 500
     """Silence, on the wall clock, that ends an utterance (end hangover)."""
+    pause_ms: int = 150
+    """Silence after which transcription starts early, while the end hangover runs."""
     min_utterance_ms: int = 200
     """Shorter bursts (coughs, clicks) are dropped."""
     max_utterance_s: float = 30.0
@@ -56,6 +58,44 @@ class BrainConfig:
 
 
 @dataclass
+class RealtimeConfig:
+    """Speech-to-speech over the OpenAI Realtime protocol (``pipeline="speech-to-speech"``).
+
+    The names mirror what voice platforms call these settings. ``websocket_url`` None means
+    meetbot's own offline Realtime server (``/v1/realtime`` on the room server the bot joins).
+    See ``docs/realtime.md``.
+    """
+
+    provider: str = "openai"
+    """Only used for logs and defaults: any service speaking the OpenAI Realtime protocol."""
+    api_key: str | None = None
+    websocket_url: str | None = None
+    """e.g. ``wss://api.openai.com/v1/realtime``; ``?model=`` is added when missing."""
+    model: str = "gpt-realtime"
+    voice: str = "alloy"
+    instructions: str | None = None
+    """None: meetbot's meeting-assistant instructions (they name the bot)."""
+    turn_detection: str = "none"
+    """``none``: the bot's own per-participant VAD cuts and commits each turn; ``server_vad`` /
+    ``semantic_vad``: the session's detection commits them. Either way the bot decides who is
+    addressed and the session never answers on its own; see ``docs/realtime.md``."""
+    input_audio_format: str = "pcm16"
+    output_audio_format: str = "pcm16"
+    modalities: tuple[str, ...] = ("audio",)
+    temperature: float | None = None
+    transcription_model: str = "whisper-1"
+    """Input transcription (needed for addressing and the transcript)."""
+    notes_from_unaddressed: bool = True
+    """Ask the model to take notes (tools only, no speech) from turns not meant for the bot."""
+    fallback: bool = True
+    """Fall back to the cascade when the session cannot be (re)established."""
+    reconnect_attempts: int = 4
+    give_up_after_s: float = 5.0
+    """Fall back after this long without a connection, whichever comes first."""
+    connect_timeout_s: float = 3.0
+
+
+@dataclass
 class BotConfig:
     """Everything one bot session needs."""
 
@@ -66,5 +106,7 @@ class BotConfig:
     vad: VadConfig = field(default_factory=VadConfig)
     speech: SpeechConfig = field(default_factory=SpeechConfig)
     brain: BrainConfig = field(default_factory=BrainConfig)
+    pipeline: str = "cascade"  # "cascade" | "speech-to-speech"
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     data_dir: Path = Path("meetings")
     latency_log: Path | None = None

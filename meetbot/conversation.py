@@ -21,7 +21,7 @@ from meetbot.brain.base import Brain
 from meetbot.events import SpeechStarted, Turn, TurnTiming, Utterance
 from meetbot.media.outbound import OUT_RATE, VoiceSource
 from meetbot.metrics import LatencyLog
-from meetbot.speech.base import SpeechError, SpeechToText, TextToSpeech
+from meetbot.speech.base import SpeechError, SpeechToText, TextToSpeech, Transcript
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,21 @@ TranscriptSink = Callable[[str, str, bool], None]
 """(speaker name, text, is_bot) for every line heard or said."""
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_ENDS_SENTENCE = re.compile(r"[.!?]\s*$")
 _FIRST_CHUNK_MIN_WORDS = 3
+_SAME_WORDS_SAMPLES = 960
+"""60 ms at 16 kHz: audio added after a pause that is too short to hold a word (a voiced
+decay frame); the transcription started at the pause still stands."""
 _PAUSE_BEFORE_PROACTIVE_S = 0.8
 """The bot speaks on its own only after the room has been quiet this long."""
 
 
 async def sentences(fragments: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Regroup streamed text into sentences; the first may be cut at a comma to start sooner."""
+    """Regroup streamed text into sentences; the first may be cut at a comma to start sooner.
+
+    A fragment that ends a sentence ends it even without a following space, so a brain that
+    yields whole sentences ("Hello." "How are you?") and a model streaming tokens both work.
+    """
     buf = ""
     first = True
     async for fragment in fragments:
@@ -55,9 +63,20 @@ async def sentences(fragments: AsyncIterator[str]) -> AsyncIterator[str]:
                     buf = rest
                     first = False
                     continue
+            if _ENDS_SENTENCE.search(buf):
+                yield buf.strip()
+                buf = ""
+                first = False
+                break
             break
     if buf.strip():
         yield buf.strip()
+
+
+def _consume_exception(task: asyncio.Task[Transcript]) -> None:
+    """Early transcriptions may fail or be discarded; their errors surface when awaited."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass
@@ -104,6 +123,7 @@ class Conversation:
         latency: LatencyLog | None = None,
         on_line: TranscriptSink | None = None,
         bot_name: str = "assistant",
+        on_speaking: Callable[[bool], None] | None = None,
     ) -> None:
         self._voice = voice
         self._stt = stt
@@ -114,12 +134,15 @@ class Conversation:
         self._someone_speaking = someone_speaking
         self.latency = latency or LatencyLog()
         self._on_line = on_line
+        self._on_speaking = on_speaking
         self._bot_name = bot_name
         self._reply_task: asyncio.Task[None] | None = None
         self._current: _Reply | None = None
         self._turns = 0
         self._last_speech_end = time.monotonic()
         self._ticker: asyncio.Task[None] | None = None
+        self._early: dict[str, tuple[Utterance, asyncio.Task[Transcript]]] = {}
+        """Per participant: a transcription started at a pause, used if the pause was the end."""
         self.interruptions: list[tuple[float, str]] = []
         """(monotonic time, heard text) of every barge-in."""
 
@@ -127,6 +150,9 @@ class Conversation:
         self._ticker = asyncio.get_running_loop().create_task(self._keep_time(), name="timekeeper")
 
     async def close(self) -> None:
+        for _, early in self._early.values():
+            early.cancel()
+        self._early.clear()
         for task in (self._ticker, self._reply_task):
             if task is not None:
                 task.cancel()
@@ -151,12 +177,35 @@ class Conversation:
         if self._reply_task is not None:
             self._reply_task.cancel()
 
+    def on_pause(self, utterance: Utterance) -> None:
+        """Start transcribing at a pause; the end hangover often confirms it was the end."""
+        old = self._early.pop(utterance.participant_id, None)
+        if old is not None:
+            old[1].cancel()
+        task = asyncio.get_running_loop().create_task(
+            self._stt.transcribe(utterance.pcm), name=f"stt-early:{utterance.participant_name}"
+        )
+        task.add_done_callback(_consume_exception)
+        self._early[utterance.participant_id] = (utterance, task)
+
+    async def _transcribe(self, utterance: Utterance) -> Transcript:
+        early = self._early.pop(utterance.participant_id, None)
+        if early is not None:
+            draft, task = early
+            extra = len(utterance.pcm) - len(draft.pcm)
+            if draft.started_at == utterance.started_at and 0 <= extra <= _SAME_WORDS_SAMPLES:
+                log.debug("using the transcription started at the pause (%s)", task.done())
+                return await task
+            log.debug("speech went on after the pause; transcribing again")
+            task.cancel()
+        return await self._stt.transcribe(utterance.pcm)
+
     async def on_utterance(self, utterance: Utterance) -> None:
         self._last_speech_end = max(self._last_speech_end, utterance.ended_at)
         timing = TurnTiming(utterance.participant_name, speech_end=utterance.ended_at)
         timing.extra["endpointing"] = utterance.detected_at - utterance.ended_at
         try:
-            transcript = await self._stt.transcribe(utterance.pcm)
+            transcript = await self._transcribe(utterance)
         except SpeechError as exc:
             log.error("speech-to-text failed for %s's utterance: %s — the meeting goes on",
                       utterance.participant_name, exc)
@@ -216,6 +265,8 @@ class Conversation:
         self._turns += 1
         reply = _Reply(tag=f"turn{self._turns}", to_speaker=to_speaker)
         self._current = reply
+        if self._on_speaking is not None:
+            self._on_speaking(True)
         try:
             async for sentence in sentences(fragments):
                 if timing.first_reply_text is None:
@@ -249,6 +300,8 @@ class Conversation:
         said = reply.heard_text(played) if reply.interrupted else reply.full_text
         if self._current is reply:
             self._current = None
+            if self._on_speaking is not None:
+                self._on_speaking(False)
         if not reply.pieces:
             return
         timing.reply = said

@@ -214,7 +214,9 @@ class ScenarioRunner:
             if rep.reply_start is not None:
                 rep.latency_ms = round((rep.reply_start - spoken.speech_end) * 1000, 1)
         if rep.reply_start is not None:
-            rep.reply_end = await _reply_end(bot, rep.reply_start)
+            rep.reply_end = await _reply_end(
+                bot, rep.reply_start, lambda: listener.peer_says_speaking(self.scenario.bot_name)
+            )
             rep.reply_text = await self._transcribe(bot, rep.reply_start, rep.reply_end)
             latency = f" ({rep.latency_ms:.0f} ms)" if rep.latency_ms is not None else ""
             self._say(f"{self.scenario.bot_name}{latency}: {rep.reply_text or '(audio)'}")
@@ -268,12 +270,20 @@ async def _first_sound(rec: Recorder, since: float, timeout: float) -> float | N
         await asyncio.sleep(0.02)
 
 
-async def _reply_end(rec: Recorder, start: float, max_s: float = 60.0) -> float:
-    """Wait until the bot has been silent for ``REPLY_SILENCE_S``; return its last sound."""
+async def _reply_end(
+    rec: Recorder, start: float, bot_speaking: Callable[[], bool | None], max_s: float = 60.0
+) -> float:
+    """Wait for the end of the bot's reply; return the time of its last sound.
+
+    A bot that announces ``speaking`` (meetbot does) is done when it says so and has been quiet
+    briefly; for any other bot, ``REPLY_SILENCE_S`` of silence ends the reply.
+    """
     deadline = time.monotonic() + max_s
     while time.monotonic() < deadline:
         last = rec.last_sound() or start
-        if time.monotonic() - last > REPLY_SILENCE_S + 0.1:
+        quiet = time.monotonic() - last
+        announced = bot_speaking()
+        if (announced is False and quiet > 0.3) or (announced is None and quiet > REPLY_SILENCE_S):
             return last + 0.02
         await asyncio.sleep(0.05)
     return rec.last_sound() or start
@@ -287,7 +297,7 @@ async def fetch_notes(room_url: str) -> dict[str, Any] | None:
             if resp.status != 200:
                 return None
             data = await resp.json()
-            return data.get("notes", data) if isinstance(data, dict) else None
+            return data if isinstance(data, dict) else None
 
 
 def check_notes(expect: dict[str, Any], notes: dict[str, Any] | None) -> list[Check]:

@@ -52,6 +52,13 @@ async def create_bot(room_url: str, config: BotConfig) -> BotSession:
             # or speak in the log, rather than leaving the meeting without an assistant.
             log.error("%s engine failed to load: %s — continuing without it", what, exc)
     _attach_assistant(bot, config, stt, tts)
+    if config.pipeline == "speech-to-speech":
+        # The cascade just built stays ready: it takes over if the Realtime session is gone.
+        from meetbot.realtime.persona import attach_realtime
+
+        attach_realtime(bot, config, fallback=bot.persona if config.realtime.fallback else None)
+    elif config.pipeline != "cascade":
+        raise ValueError(f"unknown pipeline {config.pipeline!r} (cascade or speech-to-speech)")
     return bot
 
 
@@ -89,6 +96,7 @@ def _attach_assistant(
         latency=LatencyLog(config.latency_log),
         on_line=on_line,
         bot_name=config.name,
+        on_speaking=lambda speaking: bot.send_soon({"type": "speaking", "speaking": speaking}),
     )
 
     def on_track(peer: Participant) -> None:

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -146,8 +147,11 @@ class SimulatedParticipant:
             make_track=lambda _peer: self.voice.new_track(),
             on_track=self._on_track,
             on_peer_left=self._on_peer_left,
+            on_message=self._on_message,
         )
         self.recorders: dict[str, Recorder] = {}
+        self.speaking: dict[str, bool] = {}
+        """What each peer last announced with a ``speaking`` message (bots do)."""
         self._spoken = 0
         self.said: list[SpokenClip] = []
 
@@ -204,6 +208,17 @@ class SimulatedParticipant:
 
     def stop_speaking(self) -> None:
         self.voice.flush()
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "speaking" and isinstance(message.get("from"), str):
+            self.speaking[message["from"]] = message.get("speaking") is True
+
+    def peer_says_speaking(self, name: str) -> bool | None:
+        """Whether ``name`` announced it is speaking; None if it never said."""
+        for peer_id, peer in self.room.participants.items():
+            if peer.name == name and peer_id in self.speaking:
+                return self.speaking[peer_id]
+        return None
 
     def _on_track(self, peer: Participant, track: MediaStreamTrack) -> None:
         old = self.recorders.get(peer.id)

@@ -184,15 +184,17 @@ async def test_outgoing_voice_keeps_real_time_for_30_seconds(room_server: Runnin
     finally:
         await bot.stop()
         await dana.leave()
-    for times in (clock, sent):  # the voice clock, and frames as the sender took them
+    # The voice clock, and the frames as the peer connection's sender took them (after a stall
+    # of its encoder thread it may take the two frames the track holds at once, no more).
+    for times, most in ((clock, 6), (sent, 7)):
         n = len(times)
         elapsed = times[-1] - times[0]
         nominal = (n - 1) * 0.020
         assert abs(elapsed - nominal) / nominal < 0.01, (elapsed, nominal)
         assert elapsed > 29.5
-        # No burst: no 100 ms window ever holds more than one frame above real time.
+        # No burst: no 100 ms window ever holds more than 5 frames (real time) + slack.
         per_window = np.searchsorted(times, times + 0.100) - np.arange(n)
-        assert per_window.max() <= 6, f"burst of {per_window.max()} frames in 100 ms"
+        assert per_window.max() <= most, f"burst of {per_window.max()} frames in 100 ms"
         ahead = (np.arange(n) * 0.020) - (times - times[0])
         assert ahead.max() < 0.045, "frames ran ahead of real time"
     assert np.diff(clock).min() > 0.009

@@ -449,13 +449,13 @@ async def test_action_item_phrasings(speaker: str, line: str, owner: str, text: 
 async def test_addressed_action_item_is_confirmed() -> None:
     meeting = Meeting(participants=("Dana", "Lee"))
     reply = await meeting.say("Dana", "assistant, action item: Lee will book the venue by friday")
-    assert reply == "Got it. Lee will book the venue, due Friday."
+    assert reply == "Got it. Lee is going to book the venue by Friday."
 
 
 async def test_remind_someone_to_do_something() -> None:
     meeting = Meeting(participants=("Dana", "Lee"))
     reply = await meeting.say("Dana", "assistant remind Lee to send the invoice tomorrow")
-    assert "Lee will send the invoice, due tomorrow" in reply
+    assert "Lee is going to send the invoice by tomorrow" in reply
 
 
 @pytest.mark.parametrize(
@@ -534,8 +534,8 @@ async def test_queries_answer_from_the_notes() -> None:
             == "We decided to cut the events line.")
     actions = await meeting.say("Dana", "list the action items")
     assert "There are two open action items." in actions
-    assert "Lee will send the revised budget, due tomorrow." in actions
-    assert "Dana will book the room." in actions
+    assert "Lee is going to send the revised budget by tomorrow." in actions
+    assert "Dana is going to book the room." in actions
     recap = await meeting.say("Lee", "can you give us a quick recap")
     for part in ("Q3 budget discussion", "product launch planning", "cut the events line",
                  "send the revised budget", "book the room"):
@@ -610,9 +610,9 @@ async def test_three_person_meeting() -> None:
     await meeting.say("Priya", "Dayna will share the spreadsheet tomorrow", addressed=False)
     reply = await meeting.say("Lee", "what are our action items")
     assert "There are three open action items." in reply
-    assert "Lee will send the job description, due Thursday." in reply
-    assert "Priya will schedule the interviews, due next week." in reply
-    assert "Dana will share the spreadsheet, due tomorrow." in reply
+    assert "Lee is going to send the job description by Thursday." in reply
+    assert "Priya is going to schedule the interviews by next week." in reply
+    assert "Dana is going to share the spreadsheet by tomorrow." in reply
     assert {t.speaker for t in meeting.notes.transcript} == {"Dana", "Lee", "Priya", "assistant"}
 
 
@@ -630,7 +630,7 @@ async def test_persisted_brain_survives_a_restart(tmp_path: Path) -> None:
     restarted = NotesStore(tmp_path / "room", wall_clock=restarted_clock.wall)
     meeting2 = Meeting(restarted, clock=restarted_clock)
     reply = await meeting2.say("Dana", "what are our action items")
-    assert "Lee will draft the launch announcement, due Friday." in reply
+    assert "Lee is going to draft the launch announcement by Friday." in reply
     remaining = meeting2.brain.timekeeper.remaining(restarted_clock.mono)
     assert remaining is not None and 45 <= remaining <= 60
     reply = await meeting2.say("Dana", "let's move on")
@@ -649,7 +649,7 @@ async def test_lets_discuss_something_new_starts_it_and_done_items_are_marked() 
     assert reply == "Marked done: Dana to book the room."
     assert [a.status for a in meeting.notes.action_items] == ["done", "open"]
     reply = await meeting.say("Dana", "what are our action items")
-    assert reply == ("There's one open action item. Lee will send the invoice, due tomorrow. "
+    assert reply == ("There's one open action item. Lee is going to send the invoice by tomorrow. "
                      "One item already done.")
 
 

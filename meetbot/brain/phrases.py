@@ -27,10 +27,14 @@ def count(n: int, noun: str) -> str:
 
 
 def describe_action(a: ActionItem) -> str:
-    """"Lee will draft the launch announcement, due Friday." """
-    due = f", due {a.due_text}" if a.due_text else ""
+    """"Lee is going to draft the launch announcement by Friday."
+
+    Worded so that it survives speech synthesis and recognition: "Lee will" is often heard as
+    "we will", and ", due Friday" as "do Friday".
+    """
+    due = f" by {a.due_text}" if a.due_text else ""
     if a.owner:
-        return f"{a.owner} will {a.text}{due}."
+        return f"{a.owner} is going to {a.text}{due}."
     return f"{cap(a.text)}{due}, with no owner yet."
 
 

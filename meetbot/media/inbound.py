@@ -58,17 +58,24 @@ class ParticipantListener:
         config: VadConfig,
         on_utterance: Callable[[Utterance], None],
         on_speech_start: Callable[[SpeechStarted], None] | None = None,
+        on_pause: Callable[[Utterance], None] | None = None,
     ) -> None:
         self.participant = participant
         self._track = track
         self._on_utterance = on_utterance
         self._on_speech_start = on_speech_start
-        self._segmenter = VadSegmenter(config, self._emit, self._speech_started)
+        self._on_pause = on_pause
+        self._segmenter = VadSegmenter(
+            config, self._emit, self._speech_started,
+            self._paused if on_pause is not None else None,
+        )
         self._resampler = av.AudioResampler(format="s16", layout="mono", rate=STT_SAMPLE_RATE)
         self._clock = FrameClock(RECEIVE_BUFFER_S)
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._last_arrival: float | None = None
+        self._last_frame_end = 0.0
         self.frames_received = 0
 
     def start(self) -> None:
@@ -81,8 +88,16 @@ class ParticipantListener:
         return self._segmenter.speaking
 
     def tick(self, now: float) -> None:
-        """Called on the wall clock by the owner: ends utterances during silence/DTX gaps."""
-        self._segmenter.tick(now)
+        """Called on the wall clock by the owner: ends utterances during silence/DTX gaps.
+
+        Frame times are capture times (about a jitter buffer earlier than arrival), so the
+        wall clock is first mapped onto that timeline: the time of the last frame plus the wall
+        time elapsed since it arrived. While frames flow this equals the frame clock exactly;
+        when they stop (DTX, a peer that vanished) it keeps running.
+        """
+        if self._last_arrival is None:
+            return
+        self._segmenter.tick(self._last_frame_end + (now - self._last_arrival))
 
     async def stop(self) -> None:
         """Stop reading; an utterance in progress is delivered, not lost."""
@@ -109,6 +124,8 @@ class ParticipantListener:
         self.frames_received += 1
         pts_s = float(frame.pts * frame.time_base) if frame.pts is not None else arrived_at
         frame_at = self._clock.place(pts_s, arrived_at)
+        self._last_arrival = arrived_at
+        self._last_frame_end = frame_at + frame.samples / frame.sample_rate
         for out in self._resampler.resample(frame):
             self._push(out.to_ndarray().reshape(-1).astype(np.int16, copy=False), frame_at)
 
@@ -130,15 +147,20 @@ class ParticipantListener:
             p = self.participant
             self._on_speech_start(SpeechStarted(p.id, p.name, at))
 
-    def _emit(self, segment: Segment) -> None:
+    def _utterance(self, segment: Segment) -> Utterance:
         p = self.participant
-        self._on_utterance(
-            Utterance(
-                participant_id=p.id,
-                participant_name=p.name,
-                started_at=segment.started_at,
-                ended_at=segment.ended_at,
-                detected_at=segment.detected_at,
-                pcm=segment.pcm,
-            )
+        return Utterance(
+            participant_id=p.id,
+            participant_name=p.name,
+            started_at=segment.started_at,
+            ended_at=segment.ended_at,
+            detected_at=time.monotonic(),
+            pcm=segment.pcm,
         )
+
+    def _emit(self, segment: Segment) -> None:
+        self._on_utterance(self._utterance(segment))
+
+    def _paused(self, segment: Segment) -> None:
+        if self._on_pause is not None:
+            self._on_pause(self._utterance(segment))

