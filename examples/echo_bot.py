@@ -39,7 +39,8 @@ async def main() -> None:
         for _ in range(100):
             first = heard.first_sound_after(said.speech_end)
             if first is not None:
-                print(f"Dana hears her words back {first - said.speech_end:.2f} s after she stopped")
+                delay = first - said.speech_end
+                print(f"Dana hears her words back {delay:.2f} s after she stopped")
                 break
             await asyncio.sleep(0.05)
         await asyncio.sleep(len(pcm) / rate)

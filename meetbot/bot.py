@@ -88,7 +88,7 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
             on_peer_left=self._on_peer_left,
             on_message=self._on_room_message,
         )
-        self.listeners: dict[str, ParticipantListener] = {}
+        self.participant_listeners: dict[str, ParticipantListener] = {}
         self.persona: Persona = EchoPersona(self)
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=64)
         self._tasks: list[asyncio.Task[None]] = []
@@ -126,9 +126,9 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
 
     async def stop(self) -> None:
         """Leave the room and release everything this session started."""
-        for listener in list(self.listeners.values()):
+        for listener in list(self.participant_listeners.values()):
             await listener.stop()
-        self.listeners.clear()
+        self.participant_listeners.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -153,20 +153,20 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
     # ---- inbound ---------------------------------------------------------------------------
 
     def _on_track(self, peer: Participant, track: MediaStreamTrack) -> None:
-        old = self.listeners.pop(peer.id, None)
+        old = self.participant_listeners.pop(peer.id, None)
         if old is not None:
             self._tasks.append(asyncio.get_running_loop().create_task(old.stop()))
         listener = ParticipantListener(
             peer, track, self.config.vad, self._deliver, self._speech_started,
             lambda utterance: self.persona.on_pause(utterance),
         )
-        self.listeners[peer.id] = listener
+        self.participant_listeners[peer.id] = listener
         listener.start()
         log.info("listening to %s", peer.name)
         self.emit("listening", peer)
 
     async def _on_peer_left(self, peer: Participant) -> None:
-        listener = self.listeners.pop(peer.id, None)
+        listener = self.participant_listeners.pop(peer.id, None)
         if listener is not None:
             await listener.stop()
         log.info("%s left", peer.name)
@@ -201,5 +201,5 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
         while True:
             await asyncio.sleep(_TICK_S)
             now = time.monotonic()
-            for listener in list(self.listeners.values()):
+            for listener in list(self.participant_listeners.values()):
                 listener.tick(now)

@@ -70,7 +70,7 @@ def _realtime_config(args: argparse.Namespace, env: dict[str, str],
 
 
 def _add_bot_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--name", default="assistant", help="the bot's display name (default: assistant)")
+    p.add_argument("--name", default="assistant", help="the bot's display name")
     p.add_argument("--persona", choices=("assistant", "echo"), default="assistant",
                    help="assistant: the meeting assistant; echo: replay every utterance")
     p.add_argument("--stt", choices=("local", "openai"), default="local")
@@ -248,18 +248,23 @@ async def _simulate_wav(url: str, name: str, wav: Path, listen_s: float, out: Pa
             "name": name, "room_url": url, "wav": str(wav),
             "speech_start": clip.speech_start, "speech_end": clip.speech_end, "heard": {},
         }
-        out.mkdir(parents=True, exist_ok=True)
         for rec in person.recorders.values():
             report["heard"][rec.peer.name] = {
                 "first_audio": rec.first_sound_after(clip.speech_end),
                 "last_audio": rec.last_sound(),
             }
-            rec.save(out / f"{name}-hears-{rec.peer.name}.wav")
-        (out / "report.json").write_text(json.dumps(report, indent=2))
+        await asyncio.to_thread(_save_simulation, out, person, report)
         print(json.dumps(report, indent=2))
     finally:
         await person.leave()
     return 0
+
+
+def _save_simulation(out: Path, person: Any, report: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for rec in person.recorders.values():
+        rec.save(out / f"{person.name}-hears-{rec.peer.name}.wav")
+    (out / "report.json").write_text(json.dumps(report, indent=2))
 
 
 async def _play(scenario: Any, url: str, out: Path, grace_s: float) -> Any:

@@ -36,6 +36,10 @@ class SpeechConfig:
 
     stt: str = "local"  # "local" | "openai"
     tts: str = "local"  # "local" | "openai"
+    local_stt_model: str | None = None
+    """A CTranslate2 Whisper directory; None: the bundled tiny.en."""
+    local_tts_voice: str | None = None
+    """A Piper voice ``.onnx`` (config beside it); None: the bundled en_US joe voice."""
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     stt_model: str = "whisper-1"

@@ -215,8 +215,9 @@ class Conversation:
         if not text:
             return
         timing.text = text
+        # A follow-up counts if it *began* inside the window, however long it then took.
         addressed = self._addressing.decide(
-            utterance.participant_id, text, self._people_in_call(), time.monotonic()
+            utterance.participant_id, text, self._people_in_call(), utterance.started_at
         )
         log.info("%s%s: %s", utterance.participant_name, " (to bot)" if addressed else "", text)
         if self._on_line is not None:
@@ -290,9 +291,7 @@ class Conversation:
             self._finish(reply, timing, record_latency)
 
     async def _wait_played(self, reply: _Reply) -> None:
-        queued = sum(s for _, s in reply.pieces)
-        while self._voice.busy and self._voice.played_seconds(reply.tag) * OUT_RATE < queued - 1:
-            await asyncio.sleep(0.02)
+        await self._voice.wait_played(reply.tag)
 
     def _finish(self, reply: _Reply, timing: TurnTiming, record_latency: bool) -> None:
         timing.first_audio_sent = self._voice.first_sent_at(reply.tag)

@@ -23,7 +23,7 @@ import numpy as np
 
 from meetbot.events import PCM16
 from meetbot.scenario import Expect, Scenario, ScenarioError, Step, Voice
-from meetbot.simulate import RECORD_RATE, Recorder, SimulatedParticipant
+from meetbot.simulate import Recorder, SimulatedParticipant
 from meetbot.speech.base import SpeechToText
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ class ScenarioRunner:
                 await person.join()
                 self.people[p.name] = person
             for person in self.people.values():
-                await person.wait_for_peer(self.scenario.bot_name, timeout=15)
+                await person.wait_for_peer(self.scenario.bot_name, within_s=15)
             await asyncio.sleep(0.5)
             for step in self.scenario.steps:
                 self.report.steps.append(await self._run_step(step, audio.get(step.index)))
@@ -249,18 +249,21 @@ class ScenarioRunner:
                 self._say(f"  ✗ notes {c.name}: expected {c.expected!r}, got {c.actual!r}")
 
     async def _finish(self) -> None:
-        for name, person in self.people.items():
-            if self.out_dir is not None:
-                self.out_dir.mkdir(parents=True, exist_ok=True)
-                for rec in person.recorders.values():
-                    rec.save(self.out_dir / f"{name}-hears-{rec.peer.name}.wav")
-            await person.leave()
         if self.out_dir is not None:
-            self.report.write(self.out_dir / "report.json")
+            await asyncio.to_thread(self._save, self.out_dir)
+        for person in self.people.values():
+            await person.leave()
+
+    def _save(self, out_dir: Path) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, person in self.people.items():
+            for rec in person.recorders.values():
+                rec.save(out_dir / f"{name}-hears-{rec.peer.name}.wav")
+        self.report.write(out_dir / "report.json")
 
 
-async def _first_sound(rec: Recorder, since: float, timeout: float) -> float | None:
-    deadline = time.monotonic() + timeout
+async def _first_sound(rec: Recorder, since: float, within_s: float) -> float | None:
+    deadline = time.monotonic() + within_s
     while True:
         found = rec.first_sound_after(since)
         if found is not None:

@@ -92,7 +92,7 @@ def _attach_assistant(
         brain_impl,
         Addressing(config.name, wake, config.follow_up_s),
         people_in_call=lambda: sum(1 for p in bot.people if p.kind != "bot"),
-        someone_speaking=lambda: any(lis.speaking for lis in bot.listeners.values()),
+        someone_speaking=lambda: any(lis.speaking for lis in bot.participant_listeners.values()),
         latency=LatencyLog(config.latency_log),
         on_line=on_line,
         bot_name=config.name,

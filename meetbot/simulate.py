@@ -21,7 +21,7 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from meetbot.events import PCM16, Participant
-from meetbot.media.inbound import FrameClock
+from meetbot.media.inbound import FrameClock, as_audio_frame, pts_seconds
 from meetbot.media.outbound import OUT_RATE, VoiceSource
 from meetbot.transport.room import RoomConnection
 from meetbot.transport.signaling_client import parse_room_url
@@ -86,9 +86,9 @@ class Recorder:
     async def _run(self) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
-                frame = await self._track.recv()
+                frame = as_audio_frame(await self._track.recv())
                 arrived = time.monotonic()
-                pts_s = float(frame.pts * frame.time_base) if frame.pts is not None else arrived
+                pts_s = pts_seconds(frame, arrived)
                 at = self._clock.place(pts_s, arrived)
                 for out in self._resampler.resample(frame):
                     pcm = out.to_ndarray().reshape(-1).astype(np.int16)
@@ -121,7 +121,7 @@ class Recorder:
         total = max(0, int((t1 - t0) * RECORD_RATE))
         out = np.zeros(total, dtype=np.int16)
         for at, pcm in self.chunks:
-            pos = int(round((at - t0) * RECORD_RATE))
+            pos = round((at - t0) * RECORD_RATE)
             if pos + len(pcm) <= 0 or pos >= total:
                 continue
             lo, hi = max(pos, 0), min(pos + len(pcm), total)
@@ -171,15 +171,18 @@ class SimulatedParticipant:
                 return rec
         return None
 
-    async def wait_for_peer(self, name: str, timeout: float = 10.0) -> Recorder:
+    async def wait_for_peer(self, name: str, within_s: float = 10.0) -> Recorder:
         """Wait until audio from ``name`` is flowing to us."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + within_s
+        while True:
             rec = self.recorder_for(name)
             if rec is not None and rec.chunks:
                 return rec
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.name} hears no audio track from {name} after {within_s:.0f} s"
+                )
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"{self.name} hears no audio track from {name} after {timeout:.0f} s")
 
     def start_speaking(self, pcm: PCM16, rate: int) -> str:
         """Queue speech now; returns a tag for ``wait_spoken``."""
@@ -194,11 +197,7 @@ class SimulatedParticipant:
         return await self.wait_spoken(tag, pcm, rate)
 
     async def wait_spoken(self, tag: str, pcm: PCM16, rate: int) -> SpokenClip:
-        duration = len(pcm) / rate
-        while self.voice.first_sent_at(tag) is None:
-            await asyncio.sleep(0.005)
-        while self.voice.played_seconds(tag) < duration - 0.001 and self.voice.busy:
-            await asyncio.sleep(0.01)
+        await self.voice.wait_played(tag)
         self.voice.finish_tag(tag)
         lo, hi = voiced_bounds(pcm, rate)
         timeline = self.voice.timeline.pop(tag, [])

@@ -15,8 +15,8 @@ from signaling.server import RunningServer
 from tests.conftest import load_wav
 
 
-async def _wait_until(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def _wait_until(cond, within_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + within_s
     while not cond():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -32,8 +32,10 @@ async def _meeting(server: RunningServer, room: str, names: list[str], persona: 
         await p.join()
         people.append(p)
     await _wait_until(
-        lambda: len(bot.listeners) == len(names)
-        and all(lis.frames_received > 10 for lis in bot.listeners.values()),
+        lambda: (
+            len(bot.participant_listeners) == len(names)
+            and all(lis.frames_received > 10 for lis in bot.participant_listeners.values())
+        ),
         10,
         "the bot to receive audio from everyone",
     )
@@ -49,12 +51,19 @@ async def test_utterances_are_attributed_with_accurate_times(room_server: Runnin
         for person, clip_name in ((dana, "dana_hello.wav"), (lee, "lee_update.wav")):
             pcm, rate = load_wav(clip_name)
             said.append((person.name, await person.speak(pcm, rate)))
-            await _wait_until(lambda n=len(said): len(heard) >= n, 5, f"{person.name}'s utterance")
+            count = len(said)
+            await _wait_until(lambda: len(heard) >= count, 5, f"{person.name}'s utterance")  # noqa: B023
             await asyncio.sleep(0.3)
         assert [u.participant_name for u in heard] == ["Dana", "Lee"]
         for utt, (name, clip) in zip(heard, said, strict=True):
-            assert abs(utt.started_at - clip.speech_start) < 0.150, (name, utt.started_at - clip.speech_start)
-            assert abs(utt.ended_at - clip.speech_end) < 0.150, (name, utt.ended_at - clip.speech_end)
+            assert abs(utt.started_at - clip.speech_start) < 0.150, (
+                name,
+                utt.started_at - clip.speech_start,
+            )
+            assert abs(utt.ended_at - clip.speech_end) < 0.150, (
+                name,
+                utt.ended_at - clip.speech_end,
+            )
             assert utt.duration_s > 2.0
     finally:
         await bot.stop()
@@ -93,7 +102,9 @@ async def test_echo_persona_plays_each_utterance_back_to_everyone(
         clip = await dana.speak(pcm, rate)
         from_bot = {p.name: p.recorder_for("assistant") for p in (dana, lee)}
         await _wait_until(
-            lambda: all(r is not None and r.first_sound_after(clip.speech_end) for r in from_bot.values()),
+            lambda: all(
+                r is not None and r.first_sound_after(clip.speech_end) for r in from_bot.values()
+            ),
             5,
             "the echo to reach both participants",
         )
@@ -121,7 +132,8 @@ def _own_threads() -> set[str]:
     import threading
 
     return {
-        t.name for t in threading.enumerate()
+        t.name
+        for t in threading.enumerate()
         if not t.name.startswith(("ThreadPoolExecutor", "asyncio_"))
     }
 
@@ -143,8 +155,11 @@ async def test_participant_leaving_mid_utterance_is_cleaned_up(
         await asyncio.sleep(1.5)  # Lee is mid-sentence...
         lee_id = lee.room.id
         await lee.leave()  # ...and vanishes
-        await _wait_until(lambda: lee_id not in bot.listeners and lee_id not in bot.room.links,
-                          5, "the bot to drop Lee")
+        await _wait_until(
+            lambda: lee_id not in bot.participant_listeners and lee_id not in bot.room.links,
+            5,
+            "the bot to drop Lee",
+        )
         assert not any(t.get_name() == "listen:Lee" for t in asyncio.all_tasks())
         # What Lee said before leaving is not lost.
         await _wait_until(lambda: any(u.participant_name == "Lee" for u in heard), 3, "Lee's words")
@@ -154,7 +169,7 @@ async def test_participant_leaving_mid_utterance_is_cleaned_up(
         dana_pcm, rate = load_wav("dana_hello.wav")
         await dana.speak(dana_pcm, rate)
         await _wait_until(lambda: any(u.participant_name == "Dana" for u in heard), 5, "Dana")
-        assert bot.listeners.keys() == {dana.room.id}
+        assert bot.participant_listeners.keys() == {dana.room.id}
     finally:
         await bot.stop()
         await dana.leave()

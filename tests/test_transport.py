@@ -24,7 +24,8 @@ def test_room_url_gives_the_websocket_and_room() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://h/r/x", "http://h/room/x", "http://h/r/", "http://h/r/bad room", "http://h/r/a/b"]
+    "url",
+    ["ftp://h/r/x", "http://h/room/x", "http://h/r/", "http://h/r/bad room", "http://h/r/a/b"],
 )
 def test_bad_room_urls_are_refused_clearly(url: str) -> None:
     with pytest.raises(SignalingError, match="URL"):
@@ -48,8 +49,9 @@ async def test_broken_sdp_from_a_peer_is_logged_and_the_call_goes_on(
     heard: list[str] = []
     bot.on("utterance", lambda u: heard.append(u.participant_name))
     async with aiohttp.ClientSession() as http, http.ws_connect(room_server.ws_url) as ws:
-        await ws.send_str(json.dumps({"type": "join", "room": "broken-sdp", "name": "Mallory",
-                                      "kind": "person"}))
+        await ws.send_str(
+            json.dumps({"type": "join", "room": "broken-sdp", "name": "Mallory", "kind": "person"})
+        )
         welcome = await ws.receive_json(timeout=5)
         bot_id = welcome["peers"][0]["id"]
         await ws.send_str(json.dumps({"type": "offer", "to": bot_id, "sdp": "v=0\r\nnonsense"}))

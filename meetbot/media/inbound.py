@@ -48,6 +48,20 @@ class FrameClock:
         return pts_s + self._offset
 
 
+def pts_seconds(frame: av.AudioFrame, fallback: float) -> float:
+    """A frame's presentation time in seconds (``fallback`` for a frame without one)."""
+    if frame.pts is None or frame.time_base is None:
+        return fallback
+    return float(frame.pts * frame.time_base)
+
+
+def as_audio_frame(frame: object) -> av.AudioFrame:
+    """Remote audio tracks yield decoded audio frames; anything else is a wiring error."""
+    if not isinstance(frame, av.AudioFrame):
+        raise MediaStreamError(f"expected an audio frame, got {type(frame).__name__}")
+    return frame
+
+
 class ParticipantListener:
     """Owns the reading task for one participant's audio track."""
 
@@ -113,7 +127,7 @@ class ParticipantListener:
     async def _run(self) -> None:
         try:
             while True:
-                frame = await self._track.recv()
+                frame = as_audio_frame(await self._track.recv())
                 self._on_frame(frame, time.monotonic())
         except MediaStreamError:
             log.info("audio track of %s ended", self.participant.name)
@@ -122,7 +136,7 @@ class ParticipantListener:
 
     def _on_frame(self, frame: av.AudioFrame, arrived_at: float) -> None:
         self.frames_received += 1
-        pts_s = float(frame.pts * frame.time_base) if frame.pts is not None else arrived_at
+        pts_s = pts_seconds(frame, arrived_at)
         frame_at = self._clock.place(pts_s, arrived_at)
         self._last_arrival = arrived_at
         self._last_frame_end = frame_at + frame.samples / frame.sample_rate

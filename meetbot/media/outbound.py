@@ -84,6 +84,7 @@ class VoiceSource:
         self._first_sent: dict[str, float] = {}
         self._played: dict[str, int] = {}
         self._queued: dict[str, int] = {}
+        self._done: dict[str, asyncio.Event] = {}
         self.frame_times: deque[float] = deque(maxlen=4096)
         """Monotonic times at which recent frames were handed to the tracks (for pacing checks)."""
         self.late_resyncs = 0
@@ -132,6 +133,13 @@ class VoiceSource:
         self._clips.append(_Clip(tag, out))
         self._queued[tag] = self._queued.get(tag, 0) + len(out)
         self._played.setdefault(tag, 0)
+        self._done.setdefault(tag, asyncio.Event()).clear()
+
+    async def wait_played(self, tag: str) -> None:
+        """Until everything queued under ``tag`` so far has been played (or flushed)."""
+        done = self._done.get(tag)
+        if done is not None:
+            await done.wait()
 
     def finish_tag(self, tag: str) -> PlaybackReport:
         """Forget the bookkeeping for ``tag`` and say how much of it was played."""
@@ -142,6 +150,9 @@ class VoiceSource:
             first_sent_at=self._first_sent.pop(tag, None),
             interrupted=False,
         )
+        done = self._done.pop(tag, None)
+        if done is not None:
+            done.set()
         return report
 
     def played_seconds(self, tag: str) -> float:
@@ -166,7 +177,14 @@ class VoiceSource:
             self._fade = (tail * ramp).astype(np.int16)
             self._played[current.tag] = self._played.get(current.tag, 0) + len(tail)
         self._clips.clear()
+        for tag in cut:
+            self._mark_done(tag)
         return cut
+
+    def _mark_done(self, tag: str) -> None:
+        done = self._done.get(tag)
+        if done is not None:
+            done.set()
 
     # ---- the clock -------------------------------------------------------------------------
 
@@ -189,6 +207,8 @@ class VoiceSource:
             self._played[clip.tag] = self._played.get(clip.tag, 0) + n
             if clip.pos >= len(clip.pcm):
                 self._clips.popleft()
+                if not any(c.tag == clip.tag for c in self._clips):
+                    self._mark_done(clip.tag)
         return out, tags
 
     async def _run(self) -> None:

@@ -71,6 +71,8 @@ _RESPONSE_TIMEOUT_S: Final = 90.0
 _MAX_WAITING_TURNS: Final = 8
 """Utterances held while reconnecting; older ones are dropped (the meeting has moved on)."""
 _TICK_S: Final = 0.1
+_DECIDE_TIMEOUT_S: Final = 10.0
+"""A turn whose transcript never came stops holding back timekeeping after this long."""
 
 ListenInstructions: Final = (
     "Listen only. If the last turn adds to the agenda, starts or ends an agenda item, sets a "
@@ -120,12 +122,17 @@ class _Turn:
     start_ms: int = 0
     end_ms: int = 0
     """Where its audio sits on this connection's input timeline (server VAD mapping)."""
+    sent_at: float = 0.0
+    decided: bool = False
+    """Its transcript arrived and addressing was decided (or there was nothing to decide)."""
 
 
 @dataclass
 class _Request:
     kind: RequestKind
     turn: _Turn | None = None
+    id: str = ""
+    """Echoed back in ``response.metadata``: tells our responses from ones nobody asked for."""
     cue: Cue | None = None
     response_id: str | None = None
     sent_at: float | None = None
@@ -208,6 +215,7 @@ class RealtimePersona:
         self._uncommitted: deque[_Turn] = deque()
         self._by_item: dict[str, _Turn] = {}
         self._timeline: list[_Turn] = []
+        self._sent: deque[_Turn] = deque(maxlen=32)
         self._sent_samples = 0
         self._requests: deque[_Request] = deque()
         self._active: _Request | None = None
@@ -219,6 +227,8 @@ class RealtimePersona:
         self._ticker: asyncio.Task[None] | None = None
         self._speaking_flag = False
         self._turns = 0
+        self._request_count = 0
+        self._metadata_echoed = False
         self.interruptions: list[tuple[float, str]] = []
         """(monotonic time, heard text) of every barge-in."""
 
@@ -252,6 +262,24 @@ class RealtimePersona:
         if self._fallback is not None:
             await self._fallback.close()
 
+    def _withdraw_cue(self) -> None:
+        """Someone started talking: a reminder not yet audible waits for the next pause.
+
+        The bot never talks over a speaker on its own initiative (DESIGN.md); an answer they
+        asked for is another matter, and barge-in handles that once it plays.
+        """
+        for request in [r for r in self._requests if r.kind == "timekeeping"]:
+            self._requests.remove(request)
+            self.timekeeper.defer(time.monotonic())
+        active = self._active
+        if (active is not None and active.kind == "timekeeping" and not active.spoke
+                and not active.cancelled):
+            active.cancelled = True
+            if active.response_id is not None:
+                self.client.send(ev.response_cancel(active.response_id))
+            self.timekeeper.defer(time.monotonic())
+            log.info("someone started speaking; the reminder waits for the next pause")
+
     def on_pause(self, utterance: Utterance) -> None:
         if self.fallback_active and self._fallback is not None:
             self._fallback.on_pause(utterance)
@@ -261,6 +289,7 @@ class RealtimePersona:
         if self.fallback_active and self._fallback is not None:
             self._fallback.on_speech_start(event)
             return
+        self._withdraw_cue()
         playing = [s for s in self._playing if not s.interrupted]
         if not playing or not self._voice.busy:
             return
@@ -362,6 +391,7 @@ class RealtimePersona:
         self._uncommitted.clear()
         self._by_item.clear()
         self._timeline.clear()
+        self._sent.clear()
         self._sent_samples = 0
         self._requests.clear()
         self._active = None
@@ -417,6 +447,9 @@ class RealtimePersona:
             client.send(ev.input_audio_append(pcm[start:start + _APPEND_SAMPLES]))
         self._sent_samples += len(pcm)
         turn.end_ms = self._sent_samples * 1000 // ev.SAMPLE_RATE
+        turn.sent_at = time.monotonic()
+        turn.decided = False
+        self._sent.append(turn)
         if self._mode == "none":
             client.send(ev.input_audio_commit())
             self._uncommitted.append(turn)
@@ -450,13 +483,20 @@ class RealtimePersona:
             return
         request = self._requests.popleft()
         self._active = request
+        self._request_count += 1
+        request.id = f"r{self._request_count}"
         request.sent_at = time.monotonic()
-        self.client.send(ev.response_create(self._response_params(request)))
+        event = ev.response_create(self._response_params(request))
+        event["event_id"] = request.id  # an error about it names it
+        self.client.send(event)
 
     def _response_params(self, request: _Request) -> JsonObject:
-        metadata: dict[str, str] = {"meetbot_turn": request.kind}
+        metadata: dict[str, str] = {"meetbot_turn": request.kind, "meetbot_request": request.id}
         if request.turn is not None:
             metadata["speaker"] = request.turn.speaker_name[:512]
+            if request.turn.item_ids and request.kind in ("answer", "listen"):
+                # Turns committed after this one wait for their own response.
+                metadata["item_id"] = request.turn.item_ids[-1]
         if request.kind == "listen":
             return {"output_modalities": ["text"], "metadata": metadata,
                     "instructions": f"{self.instructions}\n\n{ListenInstructions}"}
@@ -464,7 +504,6 @@ class RealtimePersona:
         if request.kind == "answer" and request.turn is not None:
             instructions += f"\n\nThe last turn was spoken by {request.turn.speaker_name}."
         elif request.kind == "timekeeping" and request.cue is not None:
-            metadata["cue"] = request.cue.text[:512]
             instructions += ("\n\nKeep time: say this to the room now, briefly and in your own "
                              f"words: {request.cue.text}")
         return {"output_modalities": ["audio"], "metadata": metadata,
@@ -492,11 +531,17 @@ class RealtimePersona:
             return
         code = error.get("code")
         log.warning("realtime server error %s: %s", code, str(error.get("message"))[:300])
-        if code == "conversation_already_has_active_response" and self._active is not None:
-            # Our response.create was refused: try again when the server's response is done.
-            if self._active.response_id is None:
-                self._requests.appendleft(self._active)
-                self._active = None
+        active = self._active
+        if active is None or active.response_id is not None:
+            return
+        if code == "conversation_already_has_active_response":
+            # Refused because the server is busy with a response of its own: ask again after.
+            self._requests.appendleft(active)
+            self._active = None
+        elif error.get("event_id") == active.id:
+            # Our response.create was refused outright: the meeting goes on without it.
+            self._active = None
+            self._pump()
 
     def _on_committed(self, event: Event) -> None:
         item_id = event.text("item_id")
@@ -528,6 +573,7 @@ class RealtimePersona:
             return
         text = event.text("transcript").strip()
         turn.timing.transcript_ready = time.monotonic()
+        turn.decided = True
         if not text:
             return
         turn.text = f"{turn.text} {text}" if turn.text else text
@@ -549,6 +595,9 @@ class RealtimePersona:
             self._enqueue(_Request("listen", turn))
 
     def _on_transcription_failed(self, event: Event) -> None:
+        turn = self._by_item.get(event.text("item_id"))
+        if turn is not None:
+            turn.decided = True
         log.warning("realtime: transcription of %s failed: %s", event.data.get("item_id"),
                     str(event.data.get("error"))[:200])
 
@@ -558,7 +607,14 @@ class RealtimePersona:
         if not isinstance(response_id, str):
             raise ev.EventError("response.created without a response id")
         active = self._active
-        if active is not None and active.response_id is None:
+        metadata = response.get("metadata")
+        echoed = metadata.get("meetbot_request") if isinstance(metadata, dict) else None
+        if echoed is not None:
+            self._metadata_echoed = True
+        # Servers that do not echo metadata: responses are ours in the order we asked.
+        ours = active is not None and active.response_id is None and (
+            echoed == active.id or (echoed is None and not self._metadata_echoed))
+        if active is not None and ours:
             active.response_id = response_id
             self._by_response[response_id] = active
             if active.cancelled:
@@ -577,6 +633,12 @@ class RealtimePersona:
             return
         pcm = ev.decode_audio(event.text("delta"))
         item_id = event.text("item_id")
+        if request.kind == "timekeeping" and not request.spoke:
+            if self._someone_speaking():
+                self._withdraw_cue()
+                return
+            if request.cue is not None:
+                self.timekeeper.mark_spoken(request.cue)
         speech = self._speeches.get(item_id)
         if speech is None:
             self._turns += 1
@@ -630,6 +692,10 @@ class RealtimePersona:
         if request is not None:
             for speech in [s for s in self._speeches.values() if s.request is request]:
                 self._finish_soon(speech)
+            if (request.kind == "timekeeping" and not request.spoke and not request.cancelled
+                    and request.cue is not None):
+                # The model had nothing to say about it: do not keep asking.
+                self.timekeeper.mark_spoken(request.cue)
             if (request.kind == "answer" and request.had_tools and not request.spoke
                     and not request.cancelled and status == "completed"):
                 # The model took notes but has not spoken yet: let it say what it did.
@@ -701,12 +767,17 @@ class RealtimePersona:
             self._check_stuck(now)
             if (not self.connected or self._active is not None or self._requests
                     or self._playing or self._voice.busy or self._someone_speaking()
-                    or now - self._last_speech_end < _PAUSE_BEFORE_PROACTIVE_S):
+                    or now - self._last_speech_end < _PAUSE_BEFORE_PROACTIVE_S
+                    or self._undecided(now)):
                 continue
             cue = self.timekeeper.due_cue(now)
             if cue is not None:
-                self.timekeeper.mark_spoken(cue)
+                # Marked spoken when its audio arrives; withdrawn if someone speaks first.
                 self._enqueue(_Request("timekeeping", cue=cue))
+
+    def _undecided(self, now: float) -> bool:
+        """Someone just spoke and we do not know yet whether to the bot: not a pause to fill."""
+        return any(not t.decided and now - t.sent_at < _DECIDE_TIMEOUT_S for t in self._sent)
 
     def _check_stuck(self, now: float) -> None:
         active = self._active
@@ -758,7 +829,7 @@ def attach_realtime(bot: BotSession, config: BotConfig,
         bot_name=config.name,
         addressing=Addressing(config.name, wake, config.follow_up_s),
         people_in_call=lambda: sum(1 for p in bot.people if p.kind != "bot"),
-        someone_speaking=lambda: any(lis.speaking for lis in bot.listeners.values()),
+        someone_speaking=lambda: any(lis.speaking for lis in bot.participant_listeners.values()),
         participants=lambda: [p.name for p in bot.people if p.kind != "bot"],
         latency=LatencyLog(config.latency_log),
         fallback=fallback,

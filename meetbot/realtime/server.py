@@ -66,6 +66,8 @@ MAX_BUFFER_S: Final = 300.0
 """The input buffer holds at most this much uncommitted audio; more is refused."""
 MAX_ITEMS: Final = 512
 """Conversation items remembered per session (oldest forgotten first)."""
+MAX_PENDING_TURNS: Final = 64
+"""User turns waiting for a response; older ones are only context by then."""
 _DELTA_SAMPLES: Final = ev.SAMPLE_RATE // 5
 """Audio deltas of 200 ms: small enough to start playing early, few enough to be cheap."""
 _WS_HEARTBEAT_S: Final = 30.0
@@ -271,10 +273,17 @@ class RealtimeSession:
         except EventError as exc:
             log.info("realtime %s: refused a client event: %s", self.id, exc)
             await self.send(ev.error_event(str(exc), exc.code, event_id=event_id))
+        except (ValueError, TypeError, KeyError) as exc:  # a value we did not foresee
+            log.exception("realtime %s: failed on a client event", self.id)
+            await self.send(ev.error_event(f"could not handle the event: {exc}",
+                                           "server_error", kind="server_error",
+                                           event_id=event_id))
 
     async def _session_update(self, event: Event) -> None:
+        before = self.settings.turn_detection
         self.settings.apply_update(event.mapping("session"))
-        self._configure_vad()
+        if self.settings.turn_detection != before:  # keep a turn in progress otherwise
+            self._configure_vad()
         await self.send(ev.server_event("session.updated", session=self._session_wire()))
 
     def _session_wire(self) -> JsonObject:
@@ -323,6 +332,20 @@ class RealtimeSession:
             happened, self._vad_events = self._vad_events, []
             for kind, arg in happened:
                 await self._on_vad(kind, arg)
+            if not self._vad.speaking:
+                self._forget_silence()
+
+    def _forget_silence(self) -> None:
+        """With server VAD, audio before the current speech is not needed: keep a second.
+
+        A client streaming a microphone all meeting would otherwise fill the buffer.
+        """
+        if self._buffer_samples <= 2 * ev.SAMPLE_RATE:
+            return
+        keep = np.concatenate(self._buffer)[-ev.SAMPLE_RATE:]
+        keep16 = np.concatenate(self._buffer_16k)[-STT_SAMPLE_RATE:]
+        self._buffer, self._buffer_16k = [keep], [keep16]
+        self._buffer_samples = len(keep)
 
     def _feed_vad(self, pcm16: PCM16, start_s: float) -> None:
         assert self._vad is not None
@@ -396,7 +419,7 @@ class RealtimeSession:
                                         previous_item_id=previous))
         turn = _UserTurn(item, time.time())
         turn.transcription = self._spawn(self._transcribe(item, pcm16), f"stt:{item_id}")
-        self._pending.append(turn)
+        self._add_pending(turn)
         await self.send(ev.server_event("conversation.item.done", item=item.to_wire(),
                                         previous_item_id=previous))
 
@@ -502,7 +525,13 @@ class RealtimeSession:
             if audio16 is not None:
                 turn.transcription = self._spawn(self._transcribe(item, audio16),
                                                  f"stt:{item.id}")
-            self._pending.append(turn)
+            self._add_pending(turn)
+
+    def _add_pending(self, turn: _UserTurn) -> None:
+        """A user turn for the next response; a client that never asks for one (transcription
+        only) must not make the list grow for ever."""
+        self._pending.append(turn)
+        del self._pending[:-MAX_PENDING_TURNS]
 
     def _check_tool_output(self, call_id: str, output: str) -> None:
         """A tool that failed on the client means the brain's copy of the notes is ahead."""
@@ -683,34 +712,42 @@ class RealtimeSession:
         """Run the brain on the turns since the last response: what to say, what it noted.
 
         ``metadata.meetbot_turn`` (meetbot's client sets it) says what kind of response this
-        is: ``listen`` (take notes only), ``timekeeping`` (say the due reminder) or the default
-        ``answer`` (earlier turns are heard, the last one is answered).
+        is: ``answer`` (the default: earlier turns are heard, the last one is answered),
+        ``listen`` (take notes only), ``timekeeping`` (say the reminder that is due) or
+        ``followup`` (nothing new to hear). ``metadata.item_id`` names the last turn the
+        response is about, so turns committed after it wait for their own response.
         """
-        turns, self._pending = self._pending, []
+        metadata = resp.params.get("metadata") or {}
+        mode = metadata.get("meetbot_turn", "answer")
+        turns = self._take_turns(metadata.get("item_id")) if mode in ("answer", "listen") else []
         for turn in turns:
             if turn.transcription is not None:
                 await turn.transcription
-        metadata = resp.params.get("metadata") or {}
-        mode = metadata.get("meetbot_turn", "answer")
         changes: list[NoteChange] = []
         unsubscribe = self.notes.subscribe(changes.append)
         try:
             said: list[str] = []
             for k, turn in enumerate(turns):
                 addressed = mode == "answer" and k == len(turns) - 1
-                if not turn.item.text.strip():
-                    continue
-                said = list(self._brain.handle(self._turn(turn, addressed)))
+                if turn.item.text.strip():
+                    said = list(self._brain.handle(self._turn(turn, addressed)))
             if mode == "timekeeping":
+                # The brain keeps its own clock on its copy of the notes; if it finds nothing
+                # due (the item moved on meanwhile), nothing is said.
                 cue = await self._brain.proactive(time.monotonic())
-                if not cue and isinstance(metadata.get("cue"), str):
-                    cue = metadata["cue"]
                 said = [cue] if cue else []
-            elif mode == "listen":
+            elif mode != "answer":
                 said = []
         finally:
             unsubscribe()
         return [s for s in said if s.strip()], changes
+
+    def _take_turns(self, upto: object) -> list[_UserTurn]:
+        """The pending turns up to the item ``upto`` (all of them when it is not pending)."""
+        ids = [t.item.id for t in self._pending]
+        cut = ids.index(upto) + 1 if isinstance(upto, str) and upto in ids else len(ids)
+        turns, self._pending = self._pending[:cut], self._pending[cut:]
+        return turns
 
     def _turn(self, turn: _UserTurn, addressed: bool) -> Turn:
         now = time.monotonic()

@@ -19,7 +19,7 @@ def build_stt(cfg: SpeechConfig) -> SpeechToText:
     if kind == LOCAL:
         from meetbot.speech.local_stt import WhisperSTT
 
-        return WhisperSTT(cpu_threads=cfg.stt_threads)
+        return WhisperSTT(cfg.local_stt_model, cpu_threads=cfg.stt_threads)
     if kind == OPENAI:
         from meetbot.speech.openai_stt import OpenAISTT
 
@@ -44,7 +44,7 @@ def build_tts(cfg: SpeechConfig, length_scale: float | None = None) -> TextToSpe
     if kind == LOCAL:
         from meetbot.speech.local_tts import PiperTTS
 
-        return PiperTTS(length_scale=length_scale)
+        return PiperTTS(cfg.local_tts_voice, length_scale=length_scale)
     if kind == OPENAI:
         from meetbot.speech.openai_tts import OpenAITTS
 

@@ -1,0 +1,196 @@
+"""The offline speech loop over real WebRTC with the local models: who gets an answer, barge-in,
+latency records, and failures that must not end the meeting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meetbot.bot import BotSession
+from meetbot.config import BotConfig, SpeechConfig
+from meetbot.conversation import Conversation
+from meetbot.runner import ScenarioRunner
+from meetbot.scenario import parse_scenario
+from meetbot.session import create_bot, scenario_ears, scenario_voices
+from meetbot.simulate import SimulatedParticipant
+from signaling.server import RunningServer
+
+pytestmark = pytest.mark.slow
+
+
+async def _bot(server: RunningServer, room: str, tmp_path: Path, **over: object) -> BotSession:
+    config = BotConfig(name="assistant", data_dir=tmp_path / "meetings", follow_up_s=5.0)
+    for key, value in over.items():
+        setattr(config, key, value)
+    bot = await create_bot(server.room_url(room), config)
+    await bot.start()
+    return bot
+
+
+class LoopLag:
+    """Measures how late a 10 ms ticker wakes up: a blocked event loop shows here."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(0.01)
+            self.worst = max(self.worst, time.monotonic() - t - 0.01)
+
+    async def stop(self) -> None:
+        self._task.cancel()
+
+
+async def test_answers_only_when_addressed_in_a_group_call(
+    room_server: RunningServer, tmp_path: Path
+) -> None:
+    scenario = parse_scenario(
+        {
+            "name": "addressing",
+            "participants": [
+                {"name": "Dana", "voice": "piper"},
+                {"name": "Lee", "voice": "piper"},
+                {"name": "Sam", "voice": "piper:0.9"},
+            ],
+            "steps": [
+                {
+                    "speaker": "Dana",
+                    "say": "Hey assistant, can you hear me?",
+                    "expect": {"reply": True, "reply_mentions_any": ["here", "hear", "notes"]},
+                },
+                {"pause_s": 5.5},
+                {
+                    "speaker": "Lee",
+                    "say": "Sam, did you see the new numbers?",
+                    "expect": {"reply": False},
+                },
+                {"speaker": "Sam", "say": "Yes, they look good to me.", "expect": {"reply": False}},
+                {
+                    "speaker": "Dana",
+                    "say": "Assistant, add the hiring plan to the agenda.",
+                    "expect": {"reply": True, "reply_mentions_any": ["hiring"]},
+                },
+                {
+                    "speaker": "Dana",
+                    "say": "And let's also cover the office move.",
+                    "expect": {"reply": True, "reply_mentions_any": ["office"]},
+                },
+            ],
+        }
+    )
+    bot = await _bot(room_server, "addressing", tmp_path)
+    lag = LoopLag()
+    try:
+        runner = ScenarioRunner(
+            scenario,
+            room_server.room_url("addressing"),
+            render=scenario_voices(),
+            stt=scenario_ears(),
+            grace_s=4.0,
+        )
+        report = await runner.run()
+    finally:
+        await lag.stop()
+        await bot.stop()
+    failed = [(s.step, c.name, c.actual) for s in report.steps for c in s.checks if not c.passed]
+    assert not failed, failed
+    # Every answered turn left a latency record with every stage filled in.
+    assert isinstance(bot.persona, Conversation)
+    turns = bot.persona.latency.turns
+    assert len(turns) == 3
+    for t in turns:
+        assert None not in (
+            t.transcript_ready,
+            t.first_reply_text,
+            t.first_audio_synth,
+            t.first_audio_sent,
+        )
+        assert t.speech_end < t.transcript_ready <= t.first_reply_text  # type: ignore[operator]
+    summary = bot.persona.latency.summary()
+    assert summary["speech_end_to_first_audio_sent"]["n"] == 3
+    # Speech models ran the whole time; the event loop never stalled.
+    assert lag.worst < 0.050, f"event loop blocked for {lag.worst * 1000:.0f} ms"
+
+
+async def test_barge_in_stops_the_bot_at_once(room_server: RunningServer, tmp_path: Path) -> None:
+    url = room_server.room_url("barge-in")
+    bot = await _bot(room_server, "barge-in", tmp_path)
+    dana, lee = SimulatedParticipant(url, "Dana"), SimulatedParticipant(url, "Lee")
+    render = scenario_voices()
+    from meetbot.scenario import Voice
+
+    interruption, rate = await render(Voice("piper"), "Sorry, can I jump in for a moment?")
+    try:
+        for p in (dana, lee):
+            await p.join()
+            await p.wait_for_peer("assistant")
+        assert isinstance(bot.persona, Conversation)
+        await bot.persona.say(
+            "Here is a long update. The budget is on track, the launch is planned for next "
+            "month, and the hiring plan needs one more review before we can share it widely. "
+            "I will keep going until someone stops me."
+        )
+        heard = dana.recorder_for("assistant")
+        assert heard is not None
+        for _ in range(200):
+            if heard.first_sound_after(time.monotonic() - 0.5) is not None:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.5)  # the bot is mid-sentence
+        clip = await lee.speak(interruption, rate)
+        await asyncio.sleep(1.0)
+        loud = np.array(heard.loud_times)
+        after = loud[loud >= clip.speech_start]
+        # The bot's voice, as Dana hears it, ends shortly after Lee starts talking.
+        stop = after.max() + 0.02 if len(after) else clip.speech_start
+        assert stop - clip.speech_start < 0.300, (
+            f"bot kept talking {stop - clip.speech_start:.3f} s"
+        )
+        assert bot.persona.interruptions, "the bot did not register the interruption"
+        said = bot.persona.interruptions[-1][1]
+        assert said.endswith("…") and "I will keep going" not in said
+    finally:
+        for p in (dana, lee):
+            await p.leave()
+        await bot.stop()
+    # The transcript keeps what was actually said, cut where it stopped.
+    lines = [line for line in bot.notes_store.notes.transcript if line.is_bot]
+    assert lines and lines[-1].text.endswith("…")
+
+
+async def test_broken_speech_engines_are_logged_and_the_meeting_goes_on(
+    room_server: RunningServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    speech = SpeechConfig(local_stt_model=str(tmp_path / "no-such-model"))
+    bot = await _bot(room_server, "broken", tmp_path, speech=speech)
+    url = room_server.room_url("broken")
+    dana = SimulatedParticipant(url, "Dana")
+    try:
+        await dana.join()
+        await dana.wait_for_peer("assistant")
+        pcm, rate = await scenario_voices()(
+            __import__("meetbot.scenario", fromlist=["Voice"]).Voice("piper"),
+            "Hey assistant, are you there?",
+        )
+        await dana.speak(pcm, rate)
+        await asyncio.sleep(2.0)
+        messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert any("speech-to-text" in m and "no-such-model" in m for m in messages), messages
+        assert bot.room.links, "the bot left the call"
+        # Still in the meeting: a second participant can join and be heard.
+        lee = SimulatedParticipant(url, "Lee")
+        await lee.join()
+        await lee.wait_for_peer("assistant")
+        await lee.leave()
+    finally:
+        await dana.leave()
+        await bot.stop()
