@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from meetbot.events import PCM16, STT_SAMPLE_RATE
 from meetbot.speech.base import SpeechError, Transcript
+from meetbot.speech.priority import lower_thread_priority, run_in_background_thread
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def _load_shared(key: _ModelKey) -> _SharedWhisper:
     with _MODELS_LOCK:
         shared = _MODELS.get(key)
         if shared is None:
-            shared = _load_model(key)
+            shared = run_in_background_thread(lambda: _load_model(key), "whisper-load")
             _MODELS[key] = shared
         return shared
 
@@ -163,7 +164,9 @@ def _load_model(key: _ModelKey) -> _SharedWhisper:
         raise
     except Exception as exc:  # ctranslate2 raises RuntimeError/ValueError on a broken file
         raise SpeechError(f"cannot load Whisper model from {path}: {exc}") from exc
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"whisper-{path.name}")
+    executor = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix=f"whisper-{path.name}", initializer=lower_thread_priority
+    )
     shared = _SharedWhisper(model, tokenizer, prompt, suppress, executor, 0.0)
     # Warm up on the model's own thread: the first CTranslate2 call allocates its buffers,
     # which would otherwise land on the first real utterance.

@@ -27,6 +27,7 @@ import numpy as np
 
 from meetbot.events import PCM16
 from meetbot.speech.base import SpeechError
+from meetbot.speech.priority import lower_thread_priority, run_in_background_thread
 
 if TYPE_CHECKING:
     from piper import PiperVoice
@@ -63,7 +64,9 @@ def _load_shared(model_path: Path, config_path: Path) -> _SharedVoice:
     with _VOICES_LOCK:
         shared = _VOICES.get(key)
         if shared is None:
-            shared = _load_voice(model_path, config_path)
+            shared = run_in_background_thread(
+                lambda: _load_voice(model_path, config_path), "piper-load"
+            )
             _VOICES[key] = shared
         return shared
 
@@ -82,7 +85,10 @@ def _load_voice(model_path: Path, config_path: Path) -> _SharedVoice:
             pass
     except Exception as exc:  # onnxruntime and espeak raise assorted types on broken files
         raise SpeechError(f"cannot load Piper voice {model_path}: {exc}") from exc
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"piper-{model_path.stem}")
+    executor = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix=f"piper-{model_path.stem}",
+        initializer=lower_thread_priority,
+    )
     load_s = time.perf_counter() - started
     log.info("loaded Piper voice %s in %.2f s", model_path, load_s)
     return _SharedVoice(voice, executor, load_s)
