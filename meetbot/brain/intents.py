@@ -23,13 +23,15 @@ _NO = re.compile(r"^(?:no|nope|nah|not yet|not now|let's not|let us not|do not|a
 _NEXT = re.compile(
     r"\b(?:(?:let's|let us|we can|we should|shall we|can we|we could|time to)\s+)?"
     r"(?:move|moving|go|going|carry|push)\s+on\b(?!\s+from)(?!\s+(?:to|with)\s+(?!the next)\w)"
+    r"(?!\s+(?:the|our|today's)\s+agenda\b)"  # "the office move on the agenda"
     r"|\bnext\s+(?:agenda\s+)?(?:item|topic|point|one|thing|subject)\b(?!\s+(?:is|on))"
     r"|\bon\s*to\s+the\s+next\b|\bskip\s+(?:this|that|it|ahead)\b|\blet's\s+continue\b"
     r"|\b(?:we are|we're)\s+done\s+with\s+(?:this|that|it)\b", _I)
 _MOVE_TO = re.compile(
     r"\b(?:(?:move|moving|skip|skipping|jump|jumping|switch|switching)\s+(?:on\s+|over\s+|ahead\s+)?"
     r"(?:to|onto)|(?:go|going)\s+(?:on|over|ahead)\s+to|let(?:'s| us)\s+go\s+to)"
-    r"\s+(?P<x>(?!the next)\w[^.?!]*)", _I)
+    r"\s+(?P<x>(?!the next)(?!(?:the|our)\s+agenda\b)\w[^.?!]*)", _I)
+"""("the office move to the agenda" is an agenda addition, not navigation.)"""
 _BACK = re.compile(
     r"\b(?:go|going|come|coming|jump|step)\s+back\b(?!\s+to\s+(?!the previous|previous)\w)"
     r"|\bprevious\s+(?:agenda\s+)?(?:item|topic|point|one)\b|\bback\s+up\b", _I)
