@@ -124,6 +124,7 @@ class Conversation:
         on_line: TranscriptSink | None = None,
         bot_name: str = "assistant",
         on_speaking: Callable[[bool], None] | None = None,
+        on_reply_progress: Callable[[str], None] | None = None,
     ) -> None:
         self._voice = voice
         self._stt = stt
@@ -135,6 +136,8 @@ class Conversation:
         self.latency = latency or LatencyLog()
         self._on_line = on_line
         self._on_speaking = on_speaking
+        self._on_reply_progress = on_reply_progress
+        """Gets the reply text so far as each sentence goes out (live captions)."""
         self._bot_name = bot_name
         self._reply_task: asyncio.Task[None] | None = None
         self._current: _Reply | None = None
@@ -283,6 +286,8 @@ class Conversation:
                     log.error("text-to-speech failed: %s — the meeting goes on", exc)
                     break
                 reply.pieces.append((sentence, samples))
+                if self._on_reply_progress is not None:
+                    self._on_reply_progress(reply.full_text)
             await self._wait_played(reply)
         except asyncio.CancelledError:
             reply.interrupted = True

@@ -97,6 +97,9 @@ def _attach_assistant(
         on_line=on_line,
         bot_name=config.name,
         on_speaking=lambda speaking: bot.send_soon({"type": "speaking", "speaking": speaking}),
+        on_reply_progress=lambda text: bot.send_soon(
+            {"type": "caption", "text": text, "final": False, "speaker": config.name}
+        ),
     )
 
     def on_track(peer: Participant) -> None:

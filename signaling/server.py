@@ -449,6 +449,35 @@ async def _room_notes(request: web.Request) -> web.Response:
     return web.json_response(notes, headers={"Cache-Control": "no-cache"})
 
 
+MAX_INSTRUCTIONS_CHARS: Final = 16_000
+
+
+async def _room_instructions(request: web.Request) -> web.Response:
+    """``POST /api/rooms/<room>/instructions`` ``{"instructions": str}``: new instructions for
+    the room's bots (a speech-to-speech bot applies them to its live session), relayed as an
+    ``instructions`` message ``{"type", "from": "http", "text"}``."""
+    hub = request.app[HUB]
+    name = request.match_info["room"]
+    if not is_valid_room(name):
+        return _json_error(400, "bad-room", ROOM_NAME_HELP)
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return _json_error(400, "bad-json", "send a JSON object {\"instructions\": \"...\"}")
+    text = body.get("instructions") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_INSTRUCTIONS_CHARS:
+        return _json_error(400, "bad-message", "'instructions' must be a non-empty string of "
+                           f"at most {MAX_INSTRUCTIONS_CHARS} characters")
+    room = hub.rooms.get(name)
+    bots = [c for c in room.members.values() if c.peer and c.peer.kind == "bot"] if room else []
+    if not bots:
+        return _json_error(404, "no-bot", f"no bot is in room {name!r} to take instructions")
+    message: dict[str, object] = {"type": "instructions", "from": "http", "text": text}
+    for conn in bots:
+        conn.send(message)
+    return web.json_response({"room": name, "delivered": len(bots)}, status=202)
+
+
 async def _close_all(app: web.Application) -> None:
     """On shutdown, close every WebSocket (1001) so handlers end and cleanup is prompt."""
     hub = app[HUB]
@@ -480,8 +509,13 @@ def create_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/api/rooms/{room}", _room_info)
     app.router.add_get("/api/rooms/{room}/notes", _room_notes)
+    app.router.add_post("/api/rooms/{room}/instructions", _room_instructions)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.on_shutdown.append(_close_all)
+    # meetbot's offline OpenAI Realtime endpoint (/v1/realtime); models load on first use.
+    from meetbot.realtime.server import add_realtime_routes
+
+    add_realtime_routes(app)
     return app
 
 

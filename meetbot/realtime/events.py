@@ -92,8 +92,10 @@ def heard_prefix(text: str, fraction: float) -> str:
     if fraction >= 1.0:
         return text
     words = text.split()
-    keep = int(len(words) * max(0.0, fraction))
-    return " ".join(words[:keep]) + ("…" if 0 < keep < len(words) else "")
+    if fraction <= 0.0 or not words:
+        return ""
+    keep = max(1, int(len(words) * fraction))  # a word begun was heard, as in the cascade
+    return " ".join(words[:keep]) + ("…" if keep < len(words) else "")
 
 
 # --- parsing ----------------------------------------------------------------------------------

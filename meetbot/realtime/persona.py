@@ -68,6 +68,9 @@ _APPEND_SAMPLES: Final = ev.SAMPLE_RATE // 2
 _PAUSE_BEFORE_PROACTIVE_S: Final = 0.8
 _RESPONSE_START_TIMEOUT_S: Final = 15.0
 _RESPONSE_TIMEOUT_S: Final = 90.0
+_RESEND_WITHIN_S: Final = 30.0
+"""Unanswered turns older than this are not re-sent after a reconnect: the meeting moved on."""
+_MAX_TRACKED_ITEMS: Final = 64
 _MAX_WAITING_TURNS: Final = 8
 """Utterances held while reconnecting; older ones are dropped (the meeting has moved on)."""
 _TICK_S: Final = 0.1
@@ -123,6 +126,8 @@ class _Turn:
     end_ms: int = 0
     """Where its audio sits on this connection's input timeline (server VAD mapping)."""
     sent_at: float = 0.0
+    settled: bool = False
+    """The response about it (answer or listen) is over, whatever it said."""
     decided: bool = False
     """Its transcript arrived and addressing was decided (or there was nothing to decide)."""
 
@@ -291,15 +296,21 @@ class RealtimePersona:
             return
         self._withdraw_cue()
         playing = [s for s in self._playing if not s.interrupted]
-        if not playing or not self._voice.busy:
+        active = self._active
+        # A response that has started speaking is cut even in a gap between its sentences (a
+        # slow model); one still thinking is left alone, as in the cascade.
+        speaking = (active is not None and active.spoke and not active.cancelled
+                    and active.kind != "listen")
+        if not playing and not speaking:
             return
-        self._voice.flush()
+        if self._voice.busy:
+            self._voice.flush()
         for speech in playing:
             speech.interrupted = True
             played_ms = int(self._voice.played_seconds(speech.tag) * 1000)
             self.client.send(ev.item_truncate(speech.item_id, played_ms))
-        active = self._active
-        if active is not None and not active.cancelled and active.kind != "listen":
+            self._finish_soon(speech)  # what was heard is known now; no need to wait for done
+        if active is not None and speaking:
             active.cancelled = True
             self.client.send(ev.response_cancel(active.response_id))
         log.info("%s interrupted the bot; stopped speaking", event.participant_name)
@@ -404,7 +415,10 @@ class RealtimePersona:
         for req in [self._active, *self._requests]:
             if req is not None and req.turn is not None and req.turn not in pending:
                 pending.append(req.turn)
-        resend = [t for t in pending if not t.answered and (t.text is None or t.answer_requested)]
+        now = time.monotonic()
+        resend = [t for t in pending
+                  if not t.answered and not t.settled and now - t.sent_at < _RESEND_WITHIN_S
+                  and (t.text is None or t.answer_requested)]
         for turn in sorted(resend, key=lambda t: t.utterance.ended_at, reverse=True):
             turn.item_ids.clear()
             turn.text = None
@@ -550,8 +564,13 @@ class RealtimePersona:
                 log.debug("realtime: a commit we did not make (%s)", item_id)
                 return
             turn = self._uncommitted.popleft()
-            turn.item_ids.append(item_id)
-            self._by_item[item_id] = turn
+            self._track(item_id, turn)
+
+    def _track(self, item_id: str, turn: _Turn) -> None:
+        turn.item_ids.append(item_id)
+        self._by_item[item_id] = turn
+        while len(self._by_item) > _MAX_TRACKED_ITEMS:  # a long meeting: forget the oldest
+            del self._by_item[next(iter(self._by_item))]
 
     def _on_speech_stopped(self, event: Event) -> None:
         """Server VAD: find whose audio this item is by where it ended on the timeline."""
@@ -561,8 +580,7 @@ class RealtimePersona:
         end_ms = event.number("audio_end_ms")
         for turn in self._timeline:
             if turn.start_ms <= end_ms <= turn.end_ms + 200:
-                turn.item_ids.append(item_id)
-                self._by_item[item_id] = turn
+                self._track(item_id, turn)
                 return
         log.info("realtime: server turn %s (ending at %d ms) matches no utterance", item_id,
                  end_ms)
@@ -690,6 +708,8 @@ class RealtimePersona:
         if status == "failed":
             log.warning("realtime response failed: %s", str(response.get("status_details"))[:300])
         if request is not None:
+            if request.turn is not None and request.kind in ("answer", "listen"):
+                request.turn.settled = True
             for speech in [s for s in self._speeches.values() if s.request is request]:
                 self._finish_soon(speech)
             if (request.kind == "timekeeping" and not request.spoke and not request.cancelled
@@ -714,10 +734,7 @@ class RealtimePersona:
 
     async def _finish(self, speech: _Speech) -> None:
         """Wait until the room heard it (or was cut off), then write down what was heard."""
-        # The voice clock has no completion event per tag; one 20 ms frame is its resolution.
-        while (not speech.interrupted and self._voice.busy  # noqa: ASYNC110
-               and self._voice.played_seconds(speech.tag) * OUT_RATE < speech.queued - 1):
-            await asyncio.sleep(0.02)
+        await self._voice.wait_played(speech.tag)  # returns at once when flushed (barge-in)
         request, turn = speech.request, speech.request.turn
         first_sent = self._voice.first_sent_at(speech.tag)
         played = self._voice.finish_tag(speech.tag).played_samples
@@ -759,21 +776,25 @@ class RealtimePersona:
 
     async def _tick(self) -> None:
         """Keep time (into pauses only) and unstick responses a server never finished."""
-        while True:
+        while not self.fallback_active:
             await asyncio.sleep(_TICK_S)
-            if self.fallback_active:
-                return
-            now = time.monotonic()
-            self._check_stuck(now)
-            if (not self.connected or self._active is not None or self._requests
-                    or self._playing or self._voice.busy or self._someone_speaking()
-                    or now - self._last_speech_end < _PAUSE_BEFORE_PROACTIVE_S
-                    or self._undecided(now)):
-                continue
-            cue = self.timekeeper.due_cue(now)
-            if cue is not None:
-                # Marked spoken when its audio arrives; withdrawn if someone speaks first.
-                self._enqueue(_Request("timekeeping", cue=cue))
+            try:
+                self._keep_time(time.monotonic())
+            except Exception:  # a bug here must not stop the clock for the rest of the meeting
+                log.exception("realtime timekeeping failed; going on")
+
+    def _keep_time(self, now: float) -> None:
+        self._check_stuck(now)
+        if (self.fallback_active or not self.connected or self._active is not None
+                or self._requests or self._playing or self._voice.busy
+                or self._someone_speaking()
+                or now - self._last_speech_end < _PAUSE_BEFORE_PROACTIVE_S
+                or self._undecided(now)):
+            return
+        cue = self.timekeeper.due_cue(now)
+        if cue is not None:
+            # Marked spoken when its audio arrives; withdrawn if someone speaks first.
+            self._enqueue(_Request("timekeeping", cue=cue))
 
     def _undecided(self, now: float) -> bool:
         """Someone just spoke and we do not know yet whether to the bot: not a pause to fill."""

@@ -86,7 +86,8 @@ def _load_voice(model_path: Path, config_path: Path) -> _SharedVoice:
     except Exception as exc:  # onnxruntime and espeak raise assorted types on broken files
         raise SpeechError(f"cannot load Piper voice {model_path}: {exc}") from exc
     executor = ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix=f"piper-{model_path.stem}",
+        max_workers=1,
+        thread_name_prefix=f"piper-{model_path.stem}",
         initializer=lower_thread_priority,
     )
     load_s = time.perf_counter() - started
@@ -117,11 +118,18 @@ class _Failed:
 _Item = PCM16 | _Done | _Failed
 
 
+@dataclass(frozen=True)
+class _SynthesisOptions:
+    length_scale: float | None
+    noise_scale: float | None
+    noise_w_scale: float | None
+    volume: float
+
+
 def _produce(
     voice: PiperVoice,
     text: str,
-    length_scale: float | None,
-    volume: float,
+    options: _SynthesisOptions,
     stop: threading.Event,
     put: Callable[[_Item], None],
 ) -> None:
@@ -129,7 +137,12 @@ def _produce(
     from piper import SynthesisConfig
 
     try:
-        config = SynthesisConfig(length_scale=length_scale, volume=volume)
+        config = SynthesisConfig(
+            length_scale=options.length_scale,
+            noise_scale=options.noise_scale,
+            noise_w_scale=options.noise_w_scale,
+            volume=options.volume,
+        )
         for chunk in voice.synthesize(text, config):
             if stop.is_set():
                 return
@@ -154,6 +167,8 @@ class PiperTTS:
         *,
         length_scale: float | None = None,
         volume: float = 1.0,
+        noise_scale: float | None = None,
+        noise_w_scale: float | None = None,
     ) -> None:
         """
         Args:
@@ -161,6 +176,8 @@ class PiperTTS:
             config_path: its JSON config; defaults to ``model_path + ".json"``.
             length_scale: speaking pace; > 1 is slower, < 1 faster (None: the voice's own).
             volume: multiplier on Piper's peak-normalized output.
+            noise_scale / noise_w_scale: Piper's randomness in timbre and timing (None: the
+                voice's own). Both 0 make synthesis deterministic, for reproducible tests.
         """
         if model_path is None:
             default_model, default_config = default_voice_paths()
@@ -174,6 +191,8 @@ class PiperTTS:
             raise ValueError(f"length_scale must be positive, got {length_scale}")
         self.length_scale = length_scale
         self.volume = volume
+        self.noise_scale = noise_scale
+        self.noise_w_scale = noise_w_scale
         self.sample_rate: int = _read_sample_rate(self.config_path)
         self._shared: _SharedVoice | None = None
 
@@ -188,6 +207,11 @@ class PiperTTS:
         if self._shared is None:
             raise RuntimeError("PiperTTS.load() has not completed")
         return self._shared.voice
+
+    def _synthesis_options(self) -> _SynthesisOptions:
+        return _SynthesisOptions(
+            self.length_scale, self.noise_scale, self.noise_w_scale, self.volume
+        )
 
     async def synthesize(self, text: str) -> AsyncGenerator[PCM16, None]:
         """Yields int16 mono audio at ``sample_rate``, one chunk per sentence, as produced.
@@ -212,7 +236,7 @@ class PiperTTS:
                 stop.set()
 
         future = shared.executor.submit(
-            _produce, shared.voice, text, self.length_scale, self.volume, stop, put
+            _produce, shared.voice, text, self._synthesis_options(), stop, put
         )
         try:
             while True:

@@ -65,16 +65,26 @@ class FakeChatServer:
                 delta: dict[str, Any] = {"content": move}
             else:
                 args = json.dumps(move["arguments"])
-                delta = {"tool_calls": [{
-                    "index": calls, "id": f"call_{calls}", "type": "function",
-                    "function": {"name": move["name"], "arguments": ""},
-                }]}
+                delta = {
+                    "tool_calls": [
+                        {
+                            "index": calls,
+                            "id": f"call_{calls}",
+                            "type": "function",
+                            "function": {"name": move["name"], "arguments": ""},
+                        }
+                    ]
+                }
                 await resp.write(_sse(body, delta))
                 # Arguments arrive in pieces, as real models stream them.
                 half = len(args) // 2
                 for piece in (args[:half], args[half:]):
-                    await resp.write(_sse(body, {"tool_calls": [
-                        {"index": calls, "function": {"arguments": piece}}]}))
+                    await resp.write(
+                        _sse(
+                            body,
+                            {"tool_calls": [{"index": calls, "function": {"arguments": piece}}]},
+                        )
+                    )
                 calls += 1
                 continue
             await resp.write(_sse(body, delta))
@@ -87,7 +97,9 @@ class FakeChatServer:
 
 def _sse(body: dict[str, Any], delta: dict[str, Any], finish: str | None = None) -> bytes:
     chunk = {
-        "id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
         "model": body.get("model", "test"),
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
