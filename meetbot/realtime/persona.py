@@ -603,8 +603,10 @@ class RealtimePersona:
                 self._on_caption(turn.speaker_name, text)
         if turn.answer_requested:
             return
+        # The follow-up window is judged by when they started speaking, not by when the
+        # transcript came back: a slow transcription must not close the window on them.
         addressed = self._addressing.decide(
-            turn.speaker_id, text, self._people_in_call(), time.monotonic()
+            turn.speaker_id, text, self._people_in_call(), turn.utterance.started_at
         )
         log.info("%s%s: %s", turn.speaker_name, " (to bot)" if addressed else "", text)
         if addressed:
@@ -657,13 +659,7 @@ class RealtimePersona:
                 return
             if request.cue is not None:
                 self.timekeeper.mark_spoken(request.cue)
-        speech = self._speeches.get(item_id)
-        if speech is None:
-            self._turns += 1
-            speech = _Speech(item_id, request, tag=f"rt{self._turns}:{item_id}")
-            self._speeches[item_id] = speech
-            self._playing.append(speech)
-            self._set_speaking(True)
+        speech = self._speech(item_id, request)
         if speech.interrupted or not len(pcm):
             return
         turn = request.turn
@@ -675,13 +671,25 @@ class RealtimePersona:
         self._voice.enqueue(pcm, ev.SAMPLE_RATE, tag=speech.tag)
         speech.queued += len(pcm) * OUT_RATE // ev.SAMPLE_RATE
 
+    def _speech(self, item_id: str, request: _Request) -> _Speech:
+        """The audio item ``item_id`` of ``request``, created by its first event."""
+        speech = self._speeches.get(item_id)
+        if speech is None:
+            self._turns += 1
+            speech = _Speech(item_id, request, tag=f"rt{self._turns}:{item_id}")
+            self._speeches[item_id] = speech
+            self._playing.append(speech)
+            self._set_speaking(True)
+        return speech
+
     def _on_transcript_delta(self, event: Event) -> None:
         request = self._request_for(event)
-        if request is not None and request.turn is not None:
-            if request.turn.timing.first_reply_text is None:
-                request.turn.timing.first_reply_text = time.monotonic()
-        speech = self._speeches.get(event.text("item_id"))
-        if speech is not None:
+        if request is None or request.cancelled or request.kind == "listen":
+            return
+        if request.turn is not None and request.turn.timing.first_reply_text is None:
+            request.turn.timing.first_reply_text = time.monotonic()
+        speech = self._speech(event.text("item_id"), request)
+        if not speech.interrupted:
             speech.transcript += event.text("delta")
 
     def _on_transcript_done(self, event: Event) -> None:
