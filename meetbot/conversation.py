@@ -171,7 +171,9 @@ class Conversation:
 
     def on_speech_start(self, event: SpeechStarted) -> None:
         """Barge-in: someone talks while the bot speaks -> stop now, remember what was heard."""
-        if self._current is None or not self._voice.busy:
+        # A reply in progress counts even while its next sentence is still being synthesized
+        # and nothing is queued: it would start playing over the person otherwise.
+        if self._current is None:
             return
         reply = self._current
         self._voice.flush()

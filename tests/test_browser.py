@@ -53,7 +53,7 @@ from tests.browser_support import (
 if TYPE_CHECKING:
     from playwright.async_api import Playwright
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
 
 BOT = "assistant"
 LEAD_S = 6.0

@@ -17,7 +17,8 @@ from meetbot.session import create_bot, scenario_voices
 from meetbot.simulate import SimulatedParticipant
 from signaling.server import RunningServer
 
-pytestmark = pytest.mark.slow
+# Real models and real-time audio on a 2-core machine: one more try if the machine was busy.
+pytestmark = [pytest.mark.slow, pytest.mark.flaky(reruns=1)]
 
 
 async def test_notes_reach_the_room_page_within_a_second(

@@ -474,6 +474,7 @@ async def test_a_refused_response_does_not_hold_up_the_next_turn(
 
 
 @pytest.mark.slow
+@pytest.mark.flaky(reruns=1)
 async def test_seed_meeting_in_speech_to_speech_mode_over_webrtc(
     tmp_path: Path, room_server: RunningServer
 ) -> None:

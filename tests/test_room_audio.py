@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import numpy as np
+import pytest
 
 from meetbot.bot import BotSession
 from meetbot.config import BotConfig
@@ -13,6 +14,9 @@ from meetbot.events import Utterance
 from meetbot.simulate import RECORD_RATE, SimulatedParticipant
 from signaling.server import RunningServer
 from tests.conftest import load_wav
+
+# Real-time audio on a 2-core machine: one more try if the machine was busy.
+pytestmark = pytest.mark.flaky(reruns=1)
 
 
 async def _wait_until(cond, within_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
