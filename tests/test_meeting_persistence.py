@@ -77,6 +77,9 @@ async def test_killed_bot_loses_nothing_and_a_new_one_continues(
                     "say": "We need to discuss the Q3 budget and plan the product launch.",
                     "expect": {"reply_mentions_all": ["budget", "launch"]},
                 },
+                # The bot's question ("Should we start...?") invites anyone to answer for a
+                # few seconds; let that pass so the next line is not meant for the bot.
+                {"pause_s": 9.0},
                 {
                     "speaker": "Lee",
                     "say": "Marketing is ten percent over, so we agreed to cut the events line.",
