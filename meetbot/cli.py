@@ -103,7 +103,11 @@ def _add_bot_flags(p: argparse.ArgumentParser) -> None:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="meetbot", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="meetbot",
+        description="A meeting bot that joins calls as a WebRTC participant, hears every "
+        "speaker separately and keeps the meeting on track.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
