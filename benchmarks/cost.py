@@ -53,9 +53,8 @@ from benchmarks.common import (
     median,
     render_clips,
     setup_logging,
-    write_results,
 )
-from benchmarks.report import update_readme
+from benchmarks.report import publish
 
 log = logging.getLogger("benchmarks.cost")
 
@@ -407,11 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     logging.getLogger("benchmarks").setLevel(logging.INFO)
     result = asyncio.run(run(args))
-    json_path, md_path = write_results(args.name, result, markdown(result), Path(args.out))
-    print(markdown(result))
-    print(f"\nwrote {json_path} and {md_path}")
-    if Path(args.out).resolve() == RESULTS_DIR.resolve():
-        update_readme()
+    publish(args.name, result, markdown(result), Path(args.out))
     return 0
 
 

@@ -63,9 +63,8 @@ from benchmarks.common import (
     setup_logging,
     stats,
     word_errors,
-    write_results,
 )
-from benchmarks.report import update_readme
+from benchmarks.report import publish
 
 log = logging.getLogger("benchmarks.latency")
 
@@ -563,11 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.stt_child).write_text(json.dumps(compare, indent=2))
         return 0
     result = asyncio.run(run(args))
-    json_path, md_path = write_results(args.name, result, markdown(result), Path(args.out))
-    print(markdown(result))
-    print(f"\nwrote {json_path} and {md_path}")
-    if Path(args.out).resolve() == RESULTS_DIR.resolve():
-        update_readme()
+    publish(args.name, result, markdown(result), Path(args.out))
     return 0
 
 

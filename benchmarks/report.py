@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
-from benchmarks.common import BENCH_DIR, RESULTS_DIR
+from benchmarks.common import BENCH_DIR, RESULTS_DIR, write_results
 
 README = BENCH_DIR / "README.md"
 START = "<!-- results:start (written by python3 -m benchmarks.report) -->"
@@ -59,5 +60,16 @@ def main() -> int:
     return 0
 
 
+def publish(name: str, result: dict[str, Any], markdown: str, out: Path) -> None:
+    """Write a benchmark's JSON and Markdown, print the table, and refresh the README's
+    "Latest results" when the run wrote to the default results folder."""
+    json_path, md_path = write_results(name, result, markdown, out)
+    print(markdown)
+    print(f"\nwrote {json_path} and {md_path}")
+    if out.resolve() == RESULTS_DIR.resolve():
+        update_readme()
+
+
 if __name__ == "__main__":
     sys.exit(main())
+

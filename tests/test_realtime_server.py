@@ -20,13 +20,13 @@ import pytest
 
 from meetbot.events import PCM16, STT_SAMPLE_RATE, Turn
 from meetbot.meeting.notes import InMemoryNotes, MeetingNotes
+from meetbot.meeting.tools import NOTES_TOOLS, change_to_call, run_tool
 from meetbot.realtime import events as ev
 from meetbot.realtime.server import (
     RealtimeService,
     RunningRealtimeServer,
     start_realtime_server,
 )
-from meetbot.realtime.tools import NOTES_TOOLS, change_to_call, run_tool
 from meetbot.speech.audio import read_wav, resample, write_wav
 from meetbot.speech.local_stt import WhisperSTT
 from meetbot.speech.local_tts import PiperTTS

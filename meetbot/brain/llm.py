@@ -22,7 +22,7 @@ from meetbot.brain.rules import RuleBrain
 from meetbot.config import BrainConfig
 from meetbot.events import Turn
 from meetbot.meeting.notes import MeetingNotes, NotesHolder
-from meetbot.realtime.tools import NOTES_TOOLS, run_tool
+from meetbot.meeting.tools import NOTES_TOOLS, run_tool
 
 log = logging.getLogger(__name__)
 

@@ -48,12 +48,12 @@ from meetbot.events import SpeechStarted, TurnTiming, Utterance
 from meetbot.media.outbound import OUT_RATE, VoiceSource
 from meetbot.meeting.notes import MeetingNotes, NotesHolder
 from meetbot.meeting.timekeeper import Cue, Timekeeper
+from meetbot.meeting.tools import NOTES_TOOLS, run_tool
 from meetbot.metrics import LatencyLog
 from meetbot.realtime import events as ev
 from meetbot.realtime.client import RealtimeClient, State, realtime_url
 from meetbot.realtime.events import Event, JsonObject
 from meetbot.realtime.server import CONTEXT_PREFIX, JOINED_PREFIX, REALTIME_PATH, SPEAKER_PREFIX
-from meetbot.realtime.tools import NOTES_TOOLS, run_tool
 from meetbot.speech.audio import resample
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ use meetbot's offline voice pipeline this way, and the bot's speech-to-speech mo
 no network at all.
 
 The rule brain keeps the meeting notes on a private copy. When the client declared the notes
-tools (``meetbot/realtime/tools.py``), each change the brain makes is sent as the function call
+tools (``meetbot/meeting/tools.py``), each change the brain makes is sent as the function call
 that makes the same change on the client's notes, which is how the bot's notes stay the ones
 of record. Turns are attributed by ``Speaker: NAME`` system messages and the brain's view of
 the meeting is seeded by a ``Meeting context: {json}`` system message; both are meetbot
@@ -41,9 +41,9 @@ from meetbot.config import VadConfig
 from meetbot.events import PCM16, STT_SAMPLE_RATE, Turn
 from meetbot.media.vad import Segment, VadSegmenter
 from meetbot.meeting.notes import InMemoryNotes, MeetingNotes, NoteChange
+from meetbot.meeting.tools import change_to_call
 from meetbot.realtime import events as ev
 from meetbot.realtime.events import Event, EventError, JsonObject, SessionSettings
-from meetbot.realtime.tools import change_to_call
 from meetbot.speech.audio import StreamResampler, resample
 from meetbot.speech.base import SpeechError, SpeechToText, TextToSpeech
 

@@ -1,4 +1,4 @@
-"""The meeting notes operations as Realtime function tools, in both directions.
+"""The meeting notes operations as function tools (Realtime sessions and the LLM brain).
 
 A realtime model keeps the meeting notes by calling these tools; the bot runs each call against
 the notes it owns (:func:`run_tool`) and sends the result back into the session. The tools are
