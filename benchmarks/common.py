@@ -33,7 +33,6 @@ from typing import Any
 
 import av
 import numpy as np
-import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 log = logging.getLogger(__name__)
@@ -152,44 +151,22 @@ def median(values: Iterable[float]) -> float | None:
     return float(np.median(v)) if v else None
 
 
-def frame_lateness_ms(times: Sequence[float], period_s: float = FRAME_S,
-                      resync_s: float = 0.1) -> dict[str, float]:
-    """How late each frame of a paced stream was against its schedule, in milliseconds.
+def lateness_summary(lateness_s: Sequence[float]) -> dict[str, float]:
+    """Summary, in milliseconds, of how far behind their 20 ms slots frames left.
 
-    The schedule is replayed the way meetbot's voice clock keeps it: one deadline every 20 ms,
-    and when a frame goes out more than ``resync_s`` behind its deadline the clock skips the
-    missed frames instead of bursting them. A frame's lateness is how far behind its deadline
-    it left (so a stall shows in full on the frame after it). The schedule's origin is the
-    earliest one consistent with the clock never sending early.
+    The figures come from meetbot's voice clock itself (``VoiceSource.frame_lateness``), which
+    knows each frame's slot: the bot goes quiet between talkspurts, so a schedule can no longer
+    be replayed from send times alone.
     """
-    if len(times) < 2:
-        return {"max": 0.0, "p99": 0.0, "p50": 0.0, "over_20ms": 0, "frames": len(times),
-                "skips": 0}
-    t = np.asarray(times, dtype=float)
-
-    def replay(origin: float) -> tuple[npt.NDArray[np.float64], int]:
-        deadline = origin
-        late = np.empty(len(t))
-        skips = 0
-        for k, tk in enumerate(t):
-            behind = tk - deadline
-            late[k] = behind
-            if behind > resync_s:
-                deadline += np.floor(behind / period_s) * period_s
-                skips += 1
-            deadline += period_s
-        return late, skips
-
-    first, _ = replay(float(t[0]))
-    late, skips = replay(float(t[0]) + min(0.0, float(first.min())))
-    late = np.clip(late, 0.0, None) * 1000
+    if not lateness_s:
+        return {"max": 0.0, "p99": 0.0, "p50": 0.0, "over_20ms": 0, "frames": 0}
+    late = np.asarray(lateness_s, dtype=float) * 1000
     return {
         "max": round(float(late.max()), 2),
         "p99": round(float(np.percentile(late, 99)), 2),
         "p50": round(float(np.percentile(late, 50)), 2),
         "over_20ms": int(np.count_nonzero(late > 20.0)),
-        "frames": len(t),
-        "skips": skips,
+        "frames": len(late),
     }
 
 

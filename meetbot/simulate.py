@@ -139,7 +139,7 @@ class SimulatedParticipant:
 
     def __init__(self, room_url: str, name: str, kind: str = "person") -> None:
         self.name = name
-        self.voice = VoiceSource(keep_timeline=True)
+        self.voice = VoiceSource(keep_timeline=True, send_silence=True)
         self.room = RoomConnection(
             parse_room_url(room_url),
             name,
@@ -172,17 +172,23 @@ class SimulatedParticipant:
         return None
 
     async def wait_for_peer(self, name: str, within_s: float = 10.0) -> Recorder:
-        """Wait until audio from ``name`` is flowing to us."""
+        """Wait until the call with ``name`` is up: its audio track is here and the peer
+        connection is connected (or audio already flows). The bot sends nothing until it
+        speaks, so a connected call, not audio, is the sign that it can hear us."""
         deadline = time.monotonic() + within_s
         while True:
             rec = self.recorder_for(name)
-            if rec is not None and rec.chunks:
+            if rec is not None and (rec.chunks or self._connected_to(rec.peer.id)):
                 return rec
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"{self.name} hears no audio track from {name} after {within_s:.0f} s"
+                    f"{self.name} has no call with {name} after {within_s:.0f} s"
                 )
             await asyncio.sleep(0.05)
+
+    def _connected_to(self, peer_id: str) -> bool:
+        link = self.room.links.get(peer_id)
+        return link is not None and link.pc.connectionState == "connected"
 
     def start_speaking(self, pcm: PCM16, rate: int) -> str:
         """Queue speech now; returns a tag for ``wait_spoken``."""

@@ -11,6 +11,7 @@ import pytest
 from meetbot.bot import BotSession
 from meetbot.config import BotConfig
 from meetbot.events import Utterance
+from meetbot.media.outbound import TAIL_FRAMES
 from meetbot.simulate import RECORD_RATE, SimulatedParticipant
 from signaling.server import RunningServer
 from tests.conftest import load_wav
@@ -186,36 +187,52 @@ async def test_participant_leaving_mid_utterance_is_cleaned_up(
 
 
 async def test_outgoing_voice_keeps_real_time_for_30_seconds(room_server: RunningServer) -> None:
+    """Speech and silence alternate for 30 s: every talkspurt is paced in real time, nothing is
+    sent while the bot is quiet, and the listener places each talkspurt at the time it left."""
     bot, (dana,) = await _meeting(room_server, "pacing", ["Dana"])
     try:
         pcm, rate = load_wav("dana_hello.wav")
+        clip_frames = -(-len(pcm) * 48_000 // rate // 960)
         await asyncio.sleep(0.5)
         track = next(iter(bot.voice._tracks))
         track.recv_times.clear()
         bot.voice.frame_times.clear()
+        spurts_before = bot.voice.talkspurts
         start = time.monotonic()
         while time.monotonic() - start < 30:
             if not bot.voice.busy:
-                bot.voice.enqueue(pcm, rate)  # speech and silence alternate on one clock
+                bot.voice.enqueue(pcm, rate)
             await asyncio.sleep(2.0)
+        await asyncio.sleep(0.5)
         clock = np.array(bot.voice.frame_times)
         sent = np.array(track.recv_times)
+        spurts = bot.voice.talkspurts - spurts_before
     finally:
         await bot.stop()
         await dana.leave()
-    # The voice clock, and the frames as the peer connection's sender took them (after a stall
-    # of its encoder thread it may take the two frames the track holds at once, no more).
+    assert spurts >= 6
+    # Quiet between talkspurts: only the speech and a short tail went out, not 30 s of frames.
+    assert len(clock) <= spurts * (clip_frames + TAIL_FRAMES + 1), (len(clock), spurts)
+    # The voice clock, and the packets as each peer connection's sender took them (after a
+    # stall it may take the two the track holds at once, no more), talkspurt by talkspurt.
     for times, most in ((clock, 6), (sent, 7)):
-        n = len(times)
-        elapsed = times[-1] - times[0]
-        nominal = (n - 1) * 0.020
+        bursts = np.split(times, np.flatnonzero(np.diff(times) > 0.2) + 1)
+        assert len(bursts) == spurts
+        elapsed = sum(b[-1] - b[0] for b in bursts)
+        nominal = sum((len(b) - 1) * 0.020 for b in bursts)
         assert abs(elapsed - nominal) / nominal < 0.01, (elapsed, nominal)
-        assert elapsed > 29.5
+        for b in bursts:
+            ahead = (np.arange(len(b)) * 0.020) - (b - b[0])
+            assert ahead.max() < 0.045, "frames ran ahead of real time"
+        n = len(times)
         # No burst: no 100 ms window ever holds more than 5 frames (real time) + slack.
         per_window = np.searchsorted(times, times + 0.100) - np.arange(n)
         assert per_window.max() <= most, f"burst of {per_window.max()} frames in 100 ms"
-        ahead = (np.arange(n) * 0.020) - (times - times[0])
-        assert ahead.max() < 0.045, "frames ran ahead of real time"
     assert np.diff(clock).min() > 0.009
     heard = dana.recorder_for("assistant")
     assert heard is not None and len(heard.loud_times) > 100
+    # The RTP clock skipped the idle time, so each talkspurt is placed when it was sent: the
+    # first loud frame the listener hears follows the talkspurt's start by a jitter buffer.
+    for b in np.split(clock, np.flatnonzero(np.diff(clock) > 0.2) + 1):
+        first = heard.first_sound_after(b[0] - 0.5)
+        assert first is not None and 0.0 <= first - b[0] < 0.4, (first, b[0])

@@ -1,8 +1,15 @@
-"""The bot's voice: one real-time clock, shared by every peer connection.
+"""The bot's voice: one real-time clock and one Opus encoder, shared by every peer connection.
 
 ``VoiceSource`` owns the queued speech and a single pacing task that cuts it into 20 ms frames
-at 48 kHz, silence when idle. Every peer connection gets its own ``VoiceTrack`` that receives the
-same frames, so all participants hear the bot in sync and nothing is encoded ahead of real time.
+at 48 kHz and encodes each frame once. Every peer connection gets its own ``VoiceTrack`` that
+yields the same Opus packets (aiortc sends a track's ``av.Packet`` as it is), so all
+participants hear the bot in sync, nothing is encoded ahead of real time, and speaking to ten
+people costs one encoder, not ten.
+
+While the bot has nothing to say it sends nothing, the way Opus DTX does: after a short tail of
+silence (enough to push the last words out of a receiver's jitter buffer) the clock sleeps
+until speech is queued, and the RTP clock skips the idle time so receivers keep real time. A
+listening bot therefore costs no more on the outgoing side than a participant that is muted.
 ``flush()`` drops queued speech at once (with a short fade, so no click) for barge-in.
 """
 
@@ -14,6 +21,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import av
 import numpy as np
@@ -33,6 +41,12 @@ _RESYNC_AFTER_S = 0.1
 _MIN_GAP_S = 0.010
 """Catching up after a small delay never sends two frames closer together than this."""
 _FADE_MS = 8
+TAIL_FRAMES = 6
+"""Silent frames sent after speech before the clock goes idle: aiortc's receivers release a
+frame only once four more have arrived, so without them a reply's last 80 ms would wait there
+until the bot spoke again."""
+OPUS_BITRATE = 32_000
+"""Mono speech; what WebRTC clients use for voice by default."""
 
 
 def to_out_rate(pcm: PCM16, rate: int) -> PCM16:
@@ -67,11 +81,45 @@ class _Clip:
         self.pos = 0
 
 
-class VoiceSource:
-    """Queued speech in, paced 20 ms frames out to every subscribed ``VoiceTrack``."""
+class OpusPacketizer:
+    """20 ms mono frames in, one Opus packet each out, stamped with the caller's RTP time."""
 
-    def __init__(self, keep_timeline: bool = False) -> None:
+    def __init__(self, bitrate: int = OPUS_BITRATE) -> None:
+        codec = av.CodecContext.create("libopus", "w")
+        assert isinstance(codec, av.AudioCodecContext)
+        codec.bit_rate = bitrate
+        codec.format = "s16"
+        codec.layout = "mono"
+        codec.sample_rate = OUT_RATE
+        codec.time_base = _TIME_BASE
+        codec.options = {"application": "voip"}
+        self._codec = codec
+
+    def encode(self, pcm: PCM16, pts: int) -> list[av.Packet[Any]]:
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = OUT_RATE
+        frame.pts = pts
+        frame.time_base = _TIME_BASE
+        packets = self._codec.encode(frame)
+        for packet in packets:
+            # The encoder's own pts lags by its look-ahead; the RTP time is the frame's.
+            packet.pts = pts
+            packet.time_base = _TIME_BASE
+        return packets
+
+
+class VoiceSource:
+    """Queued speech in, paced 20 ms Opus packets out to every subscribed ``VoiceTrack``.
+
+    ``send_silence`` keeps the stream going while idle (as a browser without DTX does; the
+    simulated participants use it); the bot's default is to go quiet.
+    """
+
+    def __init__(self, keep_timeline: bool = False, send_silence: bool = False) -> None:
         self._keep_timeline = keep_timeline
+        self._send_silence = send_silence
+        self._encoder = OpusPacketizer()
+        self._wake = asyncio.Event()
         self.timeline: dict[str, list[tuple[int, float]]] = {}
         """With ``keep_timeline``: per tag, (sample offset in the clip, monotonic send time) of
         every frame, so a test knows exactly when each part of a clip left, even if the clock
@@ -87,7 +135,12 @@ class VoiceSource:
         self._done: dict[str, asyncio.Event] = {}
         self.frame_times: deque[float] = deque(maxlen=4096)
         """Monotonic times at which recent frames were handed to the tracks (for pacing checks)."""
+        self.frame_lateness: deque[tuple[float, float]] = deque(maxlen=4096)
+        """(send time, seconds after its slot on the 20 ms schedule) of recent frames: what a
+        listener's jitter buffer has to absorb. Idle time between talkspurts is not late."""
         self.late_resyncs = 0
+        self.talkspurts = 0
+        """How many stretches of speech the clock has sent (each ends with a short tail)."""
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -134,6 +187,7 @@ class VoiceSource:
         self._queued[tag] = self._queued.get(tag, 0) + len(out)
         self._played.setdefault(tag, 0)
         self._done.setdefault(tag, asyncio.Event()).clear()
+        self._wake.set()
 
     async def wait_played(self, tag: str) -> None:
         """Until everything queued under ``tag`` so far has been played (or flushed)."""
@@ -215,7 +269,21 @@ class VoiceSource:
         loop = asyncio.get_running_loop()
         deadline = loop.time()
         last_sent = deadline - _FRAME_S
+        tail = 0
+        in_spurt = False
         while True:
+            if self.busy:
+                tail = TAIL_FRAMES
+                if not in_spurt:
+                    in_spurt = True
+                    self.talkspurts += 1
+            elif tail > 0 or self._send_silence:
+                tail -= 1
+            else:
+                in_spurt = False
+                deadline = await self._sleep_until_speech(deadline)
+                last_sent = deadline - _FRAME_S
+                continue
             now = loop.time()
             if now - deadline > _RESYNC_AFTER_S:
                 # The loop was blocked: skip the missed frames rather than burst them out.
@@ -233,26 +301,36 @@ class VoiceSource:
                 if self._keep_timeline:
                     self.timeline.setdefault(tag, []).append((offset, sent_at))
             self._publish(pcm)
-            self.frame_times.append(sent_at)
             last_sent = loop.time()
+            self.frame_times.append(sent_at)
+            self.frame_lateness.append((sent_at, max(0.0, last_sent - deadline)))
             deadline += _FRAME_S
+
+    async def _sleep_until_speech(self, deadline: float) -> float:
+        """Idle until speech is queued; returns the new deadline (now), the RTP clock moved on
+        by the idle time so that receivers place the next talkspurt in real time."""
+        self._wake.clear()
+        while not self.busy:
+            await self._wake.wait()
+            self._wake.clear()
+        now = asyncio.get_running_loop().time()
+        idle_frames = max(0, round((now - deadline) / _FRAME_S))
+        self._pts += idle_frames * FRAME_SAMPLES
+        return now
 
     def _publish(self, pcm: PCM16) -> None:
         pts = self._pts
         self._pts += FRAME_SAMPLES
-        for track in self._tracks:
-            frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = OUT_RATE
-            frame.pts = pts
-            frame.time_base = _TIME_BASE
-            track.offer(frame)
+        for packet in self._encoder.encode(pcm, pts):
+            for track in self._tracks:
+                track.offer(packet)
 
 
 class VoiceTrack(MediaStreamTrack):
-    """One peer connection's view of the bot's voice.
+    """One peer connection's view of the bot's voice: the shared Opus packets.
 
-    It holds at most two frames: if the peer connection's sender stalls (its encoder runs in a
-    worker thread), older frames are dropped rather than sent later in a burst.
+    It holds at most two packets: if the peer connection's sender stalls, older packets are
+    dropped rather than sent later in a burst.
     """
 
     kind = "audio"
@@ -260,28 +338,28 @@ class VoiceTrack(MediaStreamTrack):
     def __init__(self, source: VoiceSource) -> None:
         super().__init__()
         self._source = source
-        self._frames: asyncio.Queue[av.AudioFrame | None] = asyncio.Queue(maxsize=2)
+        self._packets: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(maxsize=2)
         self.recv_times: deque[float] = deque(maxlen=4096)
 
-    def offer(self, frame: av.AudioFrame) -> None:
-        if self._frames.full():
-            # The sender fell behind (encoder stalled): drop the oldest, never build a backlog.
-            self._frames.get_nowait()
-        self._frames.put_nowait(frame)
+    def offer(self, packet: av.Packet[Any]) -> None:
+        if self._packets.full():
+            # The sender fell behind: drop the oldest, never build a backlog.
+            self._packets.get_nowait()
+        self._packets.put_nowait(packet)
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
         if self.readyState != "live":
             raise MediaStreamError
-        frame = await self._frames.get()
-        if frame is None:
+        packet = await self._packets.get()
+        if packet is None:
             raise MediaStreamError
         self.recv_times.append(time.monotonic())
-        return frame
+        return packet
 
     def stop(self) -> None:
         if self.readyState == "live":
             self._source._detach(self)
-            if self._frames.full():
-                self._frames.get_nowait()
-            self._frames.put_nowait(None)
+            if self._packets.full():
+                self._packets.get_nowait()
+            self._packets.put_nowait(None)
         super().stop()
