@@ -22,8 +22,11 @@ from meetbot.media.vad import Segment, VadSegmenter
 log = logging.getLogger(__name__)
 
 
-RECEIVE_BUFFER_S = 0.080
-"""aiortc's audio jitter buffer holds 4 packets (80 ms) before it releases a frame."""
+RECEIVE_BUFFER_FRAMES = 1
+"""Frames the bot's jitter buffers hold before releasing one (aiortc's default is 4, 80 ms,
+for smooth playout; the bot plays nothing and wants to hear the end of speech at once). With
+1 a frame is released as soon as the next one arrives."""
+RECEIVE_BUFFER_S = 0.020 * RECEIVE_BUFFER_FRAMES
 
 
 class FrameClock:
@@ -90,6 +93,7 @@ class ParticipantListener:
         self._task: asyncio.Task[None] | None = None
         self._last_arrival: float | None = None
         self._last_frame_end = 0.0
+        self._seconds_per_tick: float | None = None
         self.frames_received = 0
 
     def start(self) -> None:
@@ -113,6 +117,14 @@ class ParticipantListener:
             return
         self._segmenter.tick(self._last_frame_end + (now - self._last_arrival))
 
+    def end_turn(self, revision: int, now: float) -> bool:
+        """End the current utterance now, if the speaker has said nothing since the pause
+        that produced the utterance with ``revision`` (whose transcription reads as a
+        finished sentence). Returns whether it ended; the utterance is delivered as usual."""
+        if self._last_arrival is None:
+            return False
+        return self._segmenter.end_turn(revision, self._last_frame_end + (now - self._last_arrival))
+
     async def stop(self) -> None:
         """Stop reading; an utterance in progress is delivered, not lost."""
         if self._task is not None:
@@ -135,13 +147,22 @@ class ParticipantListener:
             self._segmenter.flush(time.monotonic())
 
     def _on_frame(self, frame: av.AudioFrame, arrived_at: float) -> None:
+        # This runs 50 times a second per participant, so it avoids what is slow in Python:
+        # the time base (a Fraction, built anew on every access) is read once per track, and
+        # the resampled samples are read straight from the frame's buffer.
         self.frames_received += 1
-        pts_s = pts_seconds(frame, arrived_at)
+        if self._seconds_per_tick is None:
+            self._seconds_per_tick = pts_seconds(frame, 0.0) / frame.pts if frame.pts else None
+        if frame.pts is None or self._seconds_per_tick is None:
+            pts_s = pts_seconds(frame, arrived_at)
+        else:
+            pts_s = frame.pts * self._seconds_per_tick
         frame_at = self._clock.place(pts_s, arrived_at)
         self._last_arrival = arrived_at
         self._last_frame_end = frame_at + frame.samples / frame.sample_rate
         for out in self._resampler.resample(frame):
-            self._push(out.to_ndarray().reshape(-1).astype(np.int16, copy=False), frame_at)
+            pcm = np.frombuffer(memoryview(out.planes[0]), dtype=np.int16, count=out.samples).copy()
+            self._push(pcm, frame_at)
 
     def _push(self, pcm: PCM16, at: float) -> None:
         # Re-anchor on every frame so a DTX gap does not shift later audio in time.
@@ -170,6 +191,7 @@ class ParticipantListener:
             ended_at=segment.ended_at,
             detected_at=time.monotonic(),
             pcm=segment.pcm,
+            revision=segment.revision,
         )
 
     def _emit(self, segment: Segment) -> None:
