@@ -49,16 +49,20 @@ class Addressing:
 
     def decide(self, speaker_id: str, text: str, people_in_call: int, now: float) -> bool:
         """Whether the bot should answer this utterance (consumes a follow-up window)."""
+        addressed = self.would_address(speaker_id, text, people_in_call, now)
+        if addressed:
+            self._window = None
+        return addressed
+
+    def would_address(self, speaker_id: str, text: str, people_in_call: int, now: float) -> bool:
+        """``decide`` without consuming anything: for a draft transcription at a pause."""
         if not words(text):
             return False
         if people_in_call <= 1 or self.mentions_bot(text):
-            self._window = None
             return True
         window = self._window
-        if window is not None and now <= window.until and window.speaker_id in (None, speaker_id):
-            self._window = None
-            return True
-        return False
+        return window is not None and now <= window.until and window.speaker_id in (
+            None, speaker_id)
 
     def bot_replied(self, speaker_id: str | None, reply: str, now: float) -> None:
         """Open the follow-up window after the bot finished speaking ``reply``.

@@ -18,7 +18,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from meetbot.config import BotConfig
 from meetbot.events import Participant, SpeechStarted, Utterance
-from meetbot.media.inbound import ParticipantListener
+from meetbot.media.inbound import RECEIVE_BUFFER_FRAMES, ParticipantListener
 from meetbot.media.outbound import VoiceSource
 from meetbot.transport.room import RoomConnection
 from meetbot.transport.signaling_client import parse_room_url
@@ -87,10 +87,12 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
             on_track=self._on_track,
             on_peer_left=self._on_peer_left,
             on_message=self._on_room_message,
+            receive_buffer_frames=RECEIVE_BUFFER_FRAMES,
         )
         self.participant_listeners: dict[str, ParticipantListener] = {}
         self.persona: Persona = EchoPersona(self)
         self._utterances: asyncio.Queue[Utterance] = asyncio.Queue(maxsize=64)
+        self._someone_speaking = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._sends: set[asyncio.Task[None]] = set()
         self._closers: list[Callable[[], Awaitable[None]]] = []
@@ -152,6 +154,18 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
 
     # ---- inbound ---------------------------------------------------------------------------
 
+    def end_turn(self, participant_id: str, revision: int) -> bool:
+        """End a participant's utterance now if nothing was said since ``revision`` (the
+        persona read the speech so far as a finished sentence)."""
+        listener = self.participant_listeners.get(participant_id)
+        return listener is not None and listener.end_turn(revision, time.monotonic())
+
+    def hold_turn(self, participant_id: str, revision: int) -> bool:
+        """Give a participant longer to go on (the words so far leave the thought open)."""
+        listener = self.participant_listeners.get(participant_id)
+        hold_s = self.config.vad.hold_ms / 1000
+        return listener is not None and listener.hold_turn(revision, hold_s)
+
     def _on_track(self, peer: Participant, track: MediaStreamTrack) -> None:
         old = self.participant_listeners.pop(peer.id, None)
         if old is not None:
@@ -176,6 +190,7 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
         self.emit("room_message", message)
 
     def _speech_started(self, event: SpeechStarted) -> None:
+        self._someone_speaking.set()
         self.emit("speech_start", event)
         self.persona.on_speech_start(event)
 
@@ -198,7 +213,12 @@ class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
                 log.exception("persona failed on an utterance; the meeting goes on")
 
     async def _tick(self) -> None:
+        """Ends utterances on the wall clock while someone speaks; asleep while nobody does, so
+        a quiet meeting costs nothing here."""
         while True:
+            if not any(lis.speaking for lis in self.participant_listeners.values()):
+                self._someone_speaking.clear()
+                await self._someone_speaking.wait()
             await asyncio.sleep(_TICK_S)
             now = time.monotonic()
             for listener in list(self.participant_listeners.values()):

@@ -34,6 +34,8 @@ def build_config(args: argparse.Namespace, env: dict[str, str] | None = None) ->
             aggressiveness=args.vad_aggressiveness,
             start_ms=args.vad_start_ms,
             end_ms=args.vad_end_ms,
+            pause_ms=args.vad_pause_ms,
+            early_end=not args.no_early_end,
         ),
         speech=SpeechConfig(
             stt=args.stt,
@@ -80,7 +82,12 @@ def _add_bot_flags(p: argparse.ArgumentParser) -> None:
                    help="any OpenAI-compatible endpoint (or MEETBOT_OPENAI_BASE_URL)")
     p.add_argument("--vad-aggressiveness", type=int, default=VadConfig.aggressiveness)
     p.add_argument("--vad-start-ms", type=int, default=VadConfig.start_ms)
-    p.add_argument("--vad-end-ms", type=int, default=VadConfig.end_ms)
+    p.add_argument("--vad-end-ms", type=int, default=VadConfig.end_ms,
+                   help="silence that ends a turn (default %(default)s)")
+    p.add_argument("--vad-pause-ms", type=int, default=VadConfig.pause_ms,
+                   help="silence at which transcription starts early (default %(default)s)")
+    p.add_argument("--no-early-end", action="store_true",
+                   help="always wait the whole --vad-end-ms, even after a finished sentence")
     p.add_argument("--data-dir", default="meetings", help="where meeting notes are kept")
     p.add_argument("--latency-log", default=None, help="write per-turn latency JSON lines here")
     p.add_argument("--pipeline", choices=("cascade", "speech-to-speech"), default="cascade",

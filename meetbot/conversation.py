@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -22,6 +23,7 @@ from meetbot.events import SpeechStarted, Turn, TurnTiming, Utterance
 from meetbot.media.outbound import OUT_RATE, VoiceSource
 from meetbot.metrics import LatencyLog
 from meetbot.speech.base import SpeechError, SpeechToText, TextToSpeech, Transcript
+from meetbot.turn_end import TurnEnd, judge_turn_end
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +33,6 @@ TranscriptSink = Callable[[str, str, bool], None]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _ENDS_SENTENCE = re.compile(r"[.!?]\s*$")
 _FIRST_CHUNK_MIN_WORDS = 3
-_SAME_WORDS_SAMPLES = 960
-"""60 ms at 16 kHz: audio added after a pause that is too short to hold a word (a voiced
-decay frame); the transcription started at the pause still stands."""
 _PAUSE_BEFORE_PROACTIVE_S = 0.8
 """The bot speaks on its own only after the room has been quiet this long."""
 
@@ -125,6 +124,10 @@ class Conversation:
         bot_name: str = "assistant",
         on_speaking: Callable[[bool], None] | None = None,
         on_reply_progress: Callable[[str], None] | None = None,
+        end_turn: Callable[[str, int], bool] | None = None,
+        hold_turn: Callable[[str, int], bool] | None = None,
+        hold_s: float = 1.5,
+        prepare_phrases: list[str] | None = None,
     ) -> None:
         self._voice = voice
         self._stt = stt
@@ -139,6 +142,16 @@ class Conversation:
         self._on_reply_progress = on_reply_progress
         """Gets the reply text so far as each sentence goes out (live captions)."""
         self._bot_name = bot_name
+        self._end_turn = end_turn
+        """Ends a participant's utterance early (participant id, revision); None: never."""
+        self._hold_turn = hold_turn
+        """Gives a participant longer to finish (participant id, revision); None: never."""
+        self._hold_s = hold_s
+        self._held: dict[str, tuple[Utterance, str, asyncio.Task[None]]] = {}
+        """Per participant: an utterance that ended mid-thought, waiting for the rest."""
+        self._prepare_phrases = prepare_phrases or []
+        """The brain's stock sentences: synthesized ahead if the speech engine can keep them."""
+        self._preparing: asyncio.Task[None] | None = None
         self._reply_task: asyncio.Task[None] | None = None
         self._current: _Reply | None = None
         self._turns = 0
@@ -150,18 +163,29 @@ class Conversation:
         """(monotonic time, heard text) of every barge-in."""
 
     def start(self) -> None:
-        self._ticker = asyncio.get_running_loop().create_task(self._keep_time(), name="timekeeper")
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.create_task(self._keep_time(), name="timekeeper")
+        prepare = getattr(self._tts, "prepare", None)
+        if prepare is not None and self._prepare_phrases:
+            self._preparing = loop.create_task(
+                prepare(self._prepare_phrases), name="tts-prepare"
+            )
 
     async def close(self) -> None:
         for _, early in self._early.values():
             early.cancel()
         self._early.clear()
-        for task in (self._ticker, self._reply_task):
+        held, self._held = self._held, {}
+        for utterance, text, expiry in held.values():
+            expiry.cancel()
+            await self._take_turn(utterance, text, TurnTiming(utterance.participant_name,
+                                                              speech_end=utterance.ended_at))
+        for task in (self._ticker, self._reply_task, self._preparing):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._ticker = self._reply_task = None
+        self._ticker = self._reply_task = self._preparing = None
 
     @property
     def speaking(self) -> bool:
@@ -191,14 +215,37 @@ class Conversation:
             self._stt.transcribe(utterance.pcm), name=f"stt-early:{utterance.participant_name}"
         )
         task.add_done_callback(_consume_exception)
+        task.add_done_callback(lambda done: self._maybe_end_turn(utterance, done))
         self._early[utterance.participant_id] = (utterance, task)
+
+    def _maybe_end_turn(self, draft: Utterance, task: asyncio.Task[Transcript]) -> None:
+        """The transcription started at a pause is in. If it reads as a finished sentence
+        meant for the bot, end the turn now instead of waiting out the whole hangover; if it
+        leaves the thought open ("Assistant,"), give the speaker longer to go on."""
+        if task.cancelled() or task.exception() is not None:
+            return
+        current = self._early.get(draft.participant_id)
+        if current is None or current[1] is not task:
+            return
+        text = task.result().text
+        verdict = judge_turn_end(text, (self._bot_name,))
+        if verdict is TurnEnd.CONTINUES and self._hold_turn is not None:
+            self._hold_turn(draft.participant_id, draft.revision)
+            return
+        if verdict is not TurnEnd.COMPLETE or self._end_turn is None:
+            return
+        if not self._addressing.would_address(
+            draft.participant_id, text, self._people_in_call(), draft.started_at
+        ):
+            return
+        if self._end_turn(draft.participant_id, draft.revision):
+            log.debug("%s's turn ended at the pause: %r", draft.participant_name, text)
 
     async def _transcribe(self, utterance: Utterance) -> Transcript:
         early = self._early.pop(utterance.participant_id, None)
         if early is not None:
             draft, task = early
-            extra = len(utterance.pcm) - len(draft.pcm)
-            if draft.started_at == utterance.started_at and 0 <= extra <= _SAME_WORDS_SAMPLES:
+            if draft.started_at == utterance.started_at and draft.revision == utterance.revision:
                 log.debug("using the transcription started at the pause (%s)", task.done())
                 return await task
             log.debug("speech went on after the pause; transcribing again")
@@ -219,6 +266,35 @@ class Conversation:
         text = transcript.text.strip()
         if not text:
             return
+        held = self._held.pop(utterance.participant_id, None)
+        if held is not None:
+            held_utterance, held_text, expiry = held
+            expiry.cancel()
+            # The thought "Assistant," left open goes on here: one turn, from its start.
+            text = f"{held_text} {text}"
+            utterance = dataclasses.replace(utterance, started_at=held_utterance.started_at)
+        elif self._hold_turn is not None and judge_turn_end(
+            text, (self._bot_name,)
+        ) is TurnEnd.CONTINUES:
+            self._hold(utterance, text, timing)
+            return
+        await self._take_turn(utterance, text, timing)
+
+    def _hold(self, utterance: Utterance, text: str, timing: TurnTiming) -> None:
+        """Words that leave the thought open ended by silence ("Assistant," then a long
+        think): keep them for the speaker's next utterance, or take them alone if none comes
+        within the hold time."""
+
+        async def expire() -> None:
+            await asyncio.sleep(max(0.0, self._hold_s - (time.monotonic() - utterance.ended_at)))
+            if self._held.get(utterance.participant_id, (None,))[0] is utterance:
+                del self._held[utterance.participant_id]
+                await self._take_turn(utterance, text, timing)
+
+        task = asyncio.get_running_loop().create_task(expire(), name="held-turn")
+        self._held[utterance.participant_id] = (utterance, text, task)
+
+    async def _take_turn(self, utterance: Utterance, text: str, timing: TurnTiming) -> None:
         timing.text = text
         # A follow-up counts if it *began* inside the window, however long it then took.
         addressed = self._addressing.decide(

@@ -34,6 +34,7 @@ class Utterance:
 
     ``started_at``/``ended_at`` are monotonic times of the first and last voiced audio as it
     arrived at the bot; ``detected_at`` is when the end was decided (after the hangover).
+    ``revision`` identifies how far the speech had got (see ``ParticipantListener.end_turn``).
     """
 
     participant_id: str
@@ -43,6 +44,7 @@ class Utterance:
     detected_at: float
     pcm: PCM16
     sample_rate: int = STT_SAMPLE_RATE
+    revision: int = 0
 
     @property
     def duration_s(self) -> float:

@@ -64,8 +64,9 @@ async def create_bot(room_url: str, config: BotConfig) -> BotSession:
 
 def _speech_engines(config: BotConfig) -> tuple[SpeechToText, TextToSpeech]:
     from meetbot.speech.factory import build_stt, build_tts
+    from meetbot.speech.phrase_cache import CachedSpeech
 
-    return build_stt(config.speech), build_tts(config.speech)
+    return build_stt(config.speech), CachedSpeech(build_tts(config.speech))
 
 
 def _attach_assistant(
@@ -100,6 +101,10 @@ def _attach_assistant(
         on_reply_progress=lambda text: bot.send_soon(
             {"type": "caption", "text": text, "final": False, "speaker": config.name}
         ),
+        end_turn=bot.end_turn if config.vad.early_end else None,
+        hold_turn=bot.hold_turn if config.vad.early_end else None,
+        hold_s=config.vad.hold_ms / 1000,
+        prepare_phrases=brain.stock_phrases(),
     )
 
     def on_track(peer: Participant) -> None:

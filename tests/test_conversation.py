@@ -195,3 +195,50 @@ async def test_broken_speech_engines_are_logged_and_the_meeting_goes_on(
     finally:
         await dana.leave()
         await bot.stop()
+
+
+async def test_the_words_decide_when_a_turn_ends(
+    room_server: RunningServer, tmp_path: Path
+) -> None:
+    """A finished question is answered without waiting out the silence hangover; a speaker
+    who stops mid-sentence to think for longer than the hangover is not cut off."""
+    from meetbot.scenario import Voice
+
+    url = room_server.room_url("turn-end")
+    bot = await _bot(room_server, "turn-end", tmp_path)
+    dana, lee = SimulatedParticipant(url, "Dana"), SimulatedParticipant(url, "Lee")
+    render = scenario_voices()
+    name, rate = await render(Voice("piper"), "Assistant, please add the budget review and")
+    rest, _ = await render(Voice("piper"), "the office move to the agenda.")
+    question, _ = await render(Voice("piper"), "Assistant, what is on the agenda?")
+    thinking = np.zeros(int(rate * 0.8), np.int16)  # longer than the 500 ms hangover
+    try:
+        for p in (dana, lee):
+            await p.join()
+            await p.wait_for_peer("assistant")
+        assert isinstance(bot.persona, Conversation)
+        await dana.speak(np.concatenate([name, thinking, rest]), rate)
+        for _ in range(200):
+            if len(bot.persona.latency.turns) == 1:
+                break
+            await asyncio.sleep(0.05)
+        first = bot.persona.latency.turns[0]
+        said = [line.text for line in bot.notes_store.notes.transcript if line.speaker == "Dana"]
+        # One line, from the first half ("budget") to the last word of the second ("agenda").
+        assert len(said) == 1 and "budget" in said[0].lower() and "agenda" in said[0].lower(), (
+            f"the pause after '... and' cut the turn in two: {said}")
+        assert "budget" in first.reply.lower(), first.reply
+        await asyncio.sleep(6.0)  # let the follow-up window close
+        await lee.speak(question, rate)
+        for _ in range(200):
+            if len(bot.persona.latency.turns) == 2:
+                break
+            await asyncio.sleep(0.05)
+        second = bot.persona.latency.turns[1]
+        assert "agenda" in second.reply.lower(), second.reply
+        # Decided on the words at the pause, well before 500 ms of silence had passed.
+        assert second.extra["endpointing"] < 0.45, second.extra
+    finally:
+        for p in (dana, lee):
+            await p.leave()
+        await bot.stop()

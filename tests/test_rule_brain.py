@@ -320,7 +320,7 @@ async def test_moving_on_marks_done_and_names_the_next_item(line: str) -> None:
     await _two_items(meeting)
     await meeting.say("Dana", "sure")
     reply = await meeting.say("Lee", line)
-    assert reply == "Moving on to product launch planning."
+    assert reply == "Okay. Moving on to product launch planning."
     assert [i.status for i in meeting.notes.agenda] == ["done", "active"]
 
 
@@ -409,7 +409,7 @@ async def test_how_much_time_is_left() -> None:
     await meeting.say("Dana", "yes, give it ten minutes")
     meeting.clock.mono += 175
     reply = await meeting.say("Lee", "assistant how much time do we have left")
-    assert reply == "About seven minutes left for the Q3 budget discussion."
+    assert reply == "Sure. About seven minutes left for the Q3 budget discussion."
 
 
 # --------------------------------------------------------------------------- action items
@@ -531,7 +531,7 @@ async def test_queries_answer_from_the_notes() -> None:
     await meeting.say("Lee", "I'll send the revised budget tomorrow", addressed=False)
     await meeting.say("Dana", "Dana will book the room", addressed=False)
     assert (await meeting.say("Dana", "what did we decide")
-            == "We decided to cut the events line.")
+            == "Sure. We decided to cut the events line.")
     actions = await meeting.say("Dana", "list the action items")
     assert "There are two open action items." in actions
     assert "Lee is going to send the revised budget by tomorrow." in actions
@@ -540,13 +540,13 @@ async def test_queries_answer_from_the_notes() -> None:
     for part in ("Q3 budget discussion", "product launch planning", "cut the events line",
                  "send the revised budget", "book the room"):
         assert part in recap
-    assert (await meeting.say("Lee", "what's next")) == "Next up is product launch planning."
+    assert (await meeting.say("Lee", "what's next")) == "Sure. Next up is product launch planning."
 
 
 async def test_no_action_items_yet() -> None:
     meeting = Meeting()
     assert await meeting.say("Dana", "what are our action items") == (
-        "We have no action items yet.")
+        "Sure. We have no action items yet.")
 
 
 async def test_unknown_request_gets_a_short_helpful_fallback() -> None:
@@ -583,7 +583,7 @@ async def test_reply_streams_sentence_by_sentence_and_records_what_was_yielded()
                 True, 0.0, meeting.clock.mono, meeting.clock.wall())
     stream = meeting.brain.reply(turn)
     first = await anext(stream)
-    assert first.startswith("Great!") and first.endswith(".")
+    assert first == "Great!"  # the acknowledgement goes first, on its own
     await stream.aclose()  # barge-in: the rest is never said
     bot_lines = [t for t in meeting.notes.transcript if t.is_bot]
     assert bot_lines[-1].text == first
@@ -606,7 +606,7 @@ async def test_three_person_meeting() -> None:
                       addressed=False)
     await meeting.say("Dana", "we agreed to open two positions", addressed=False)
     reply = await meeting.say("Dana", "ok let's move on")
-    assert reply == "Moving on to budget discussion."
+    assert reply == "Okay. Moving on to budget discussion."
     await meeting.say("Priya", "Dayna will share the spreadsheet tomorrow", addressed=False)
     reply = await meeting.say("Lee", "what are our action items")
     assert "There are three open action items." in reply
@@ -634,7 +634,7 @@ async def test_persisted_brain_survives_a_restart(tmp_path: Path) -> None:
     remaining = meeting2.brain.timekeeper.remaining(restarted_clock.mono)
     assert remaining is not None and 45 <= remaining <= 60
     reply = await meeting2.say("Dana", "let's move on")
-    assert reply == "Moving on to product launch planning."
+    assert reply == "Okay. Moving on to product launch planning."
     restarted.close()
     assert [i.status for i in NotesStore(tmp_path / "room").notes.agenda] == ["done", "active"]
 
@@ -642,21 +642,21 @@ async def test_persisted_brain_survives_a_restart(tmp_path: Path) -> None:
 async def test_lets_discuss_something_new_starts_it_and_done_items_are_marked() -> None:
     meeting = Meeting(participants=("Dana", "Lee"))
     assert await meeting.say("Dana", "assistant let's discuss the budget") == (
-        "Starting the budget discussion.")
+        "Okay. Starting the budget discussion.")
     await meeting.say("Lee", "Dana will book the room by Friday", addressed=False)
     await meeting.say("Lee", "I'll send the invoice tomorrow", addressed=False)
     reply = await meeting.say("Lee", "mark the room booking as done")
-    assert reply == "Marked done: Dana to book the room."
+    assert reply == "Okay. Marked done: Dana to book the room."
     assert [a.status for a in meeting.notes.action_items] == ["done", "open"]
     reply = await meeting.say("Dana", "what are our action items")
-    assert reply == ("There's one open action item. Lee is going to send the invoice by tomorrow. "
-                     "One item already done.")
+    assert reply == ("Sure. There's one open action item. "
+                     "Lee is going to send the invoice by tomorrow. One item already done.")
 
 
 async def test_notes_and_thanks() -> None:
     meeting = Meeting()
     reply = await meeting.say("Dana", "assistant, note that the numbers are preliminary")
-    assert reply == "I've made a note: the numbers are preliminary."
+    assert reply == "Okay. I've made a note: the numbers are preliminary."
     await meeting.say("Lee", "for the record, legal has not signed off", addressed=False)
     assert [n.text for n in meeting.notes.notes] == [
         "the numbers are preliminary", "legal has not signed off"]

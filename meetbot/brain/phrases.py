@@ -10,6 +10,10 @@ from meetbot.brain.text import cap, join_words
 from meetbot.meeting.notes import ActionItem, AgendaItem, MeetingNotes
 from meetbot.meeting.spoken import number_words, say_duration, say_remaining, with_article
 
+ACKS = ("Okay.", "Sure.", "Got it.", "Great!", "Of course!")
+"""Words of acknowledgement a reply may open with, spoken on their own: they are short and
+always the same, so their sound is ready the moment the turn ends (the TTS phrase cache), and
+the rest of the reply is synthesized while they play. People answer like that too."""
 HELP_OFFER = [
     "Of course! I'm here to help.",
     "I can take notes, track action items, and keep us on schedule.",
@@ -19,6 +23,23 @@ FALLBACK = [
     "Sorry, I'm not sure how to help with that.",
     "I can take notes, track action items and decisions, and keep time on the agenda.",
 ]
+
+
+def stock() -> list[str]:
+    """Every fixed sentence the rule brain says, for the speech engine to prepare ahead."""
+    return [*ACKS, *HELP_OFFER, ASK_AGENDA, *FALLBACK, "You're welcome.", "Yes? How can I help?",
+            "Hi! I'm here and taking notes.", "We have no action items yet.",
+            "No decisions recorded yet.", "We don't have an agenda yet."]
+
+
+def acknowledged(out: list[str], asks: bool) -> list[str]:
+    """``out`` opened with an acknowledgement ("Sure." to a question, "Okay." to a request)
+    unless it already opens with something as short."""
+    if not out or len(out[0].split()) <= 2 or out[0].startswith(
+        ("Okay", "Sure", "Got it", "Great", "Of course", "Yes", "Hi", "You're", "Sorry")
+    ):
+        return out
+    return ["Sure." if asks else "Okay.", *out]
 
 
 def count(n: int, noun: str) -> str:

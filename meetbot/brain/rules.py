@@ -79,6 +79,10 @@ class RuleBrain:
     def notes(self) -> MeetingNotes:
         return self._store.notes
 
+    def stock_phrases(self) -> list[str]:
+        """The fixed sentences this brain says (the speech engine prepares them ahead)."""
+        return phrases.stock()
+
     def add_participant(self, name: str) -> None:
         """Make a participant known before they speak (names are matched against these)."""
         self.names.add(name)
@@ -209,7 +213,9 @@ class RuleBrain:
             out.append("You're welcome.")
         if not out:
             out = ["Okay."] if answered or intent.yes or intent.no else list(phrases.FALLBACK)
-        return _speakable(out)
+        asks = (intent.ask_recap or intent.ask_actions or intent.ask_decisions or intent.ask_time
+                or intent.ask_agenda or intent.ask_next)
+        return _speakable(phrases.acknowledged(out, asks))
 
     # ----------------------------------------------------------------------------- steps
 
@@ -398,11 +404,15 @@ class RuleBrain:
 
 
 def _speakable(chunks: list[str]) -> list[str]:
-    """One sentence per element (so TTS starts early), very short ones ("Great!") kept with
-    the next so they are not spoken as a clipped fragment."""
+    """One sentence per element (so TTS starts early), very short ones kept with the next so
+    they are not spoken as a clipped fragment; except an opening acknowledgement ("Sure."),
+    which is meant to be said at once, on its own."""
     out: list[str] = []
     carry = ""
     for s in (s for chunk in chunks for s in sentences(chunk)):
+        if not out and not carry and s in phrases.ACKS:
+            out.append(s)
+            continue
         s = f"{carry} {s}" if carry else s
         if len(s.split()) <= 2:
             carry = s

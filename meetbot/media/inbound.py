@@ -125,6 +125,11 @@ class ParticipantListener:
             return False
         return self._segmenter.end_turn(revision, self._last_frame_end + (now - self._last_arrival))
 
+    def hold_turn(self, revision: int, seconds: float) -> bool:
+        """Wait ``seconds`` of silence, not the usual hangover, before ending the current
+        utterance, unless the speaker went on since the pause with ``revision``."""
+        return self._segmenter.hold(revision, seconds)
+
     async def stop(self) -> None:
         """Stop reading; an utterance in progress is delivered, not lost."""
         if self._task is not None:

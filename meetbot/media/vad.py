@@ -20,12 +20,23 @@ from meetbot.events import PCM16, STT_SAMPLE_RATE
 
 @dataclass(frozen=True)
 class Segment:
-    """Voiced audio between ``started_at`` and ``ended_at`` (monotonic seconds)."""
+    """Voiced audio between ``started_at`` and ``ended_at`` (monotonic seconds).
+
+    ``revision`` counts the loud frames the utterance held when the segment was cut: a pause
+    segment whose revision is still current means nothing was said since.
+    """
 
     started_at: float
     ended_at: float
     detected_at: float
     pcm: PCM16
+    revision: int = 0
+
+
+_LOUD_FLOOR_RMS = 180.0
+"""About -45 dBFS: below this a frame is silence, however quiet the speaker."""
+_LOUD_REL = 0.03
+"""-30 dB below the loudest frame of the utterance: the fading tail of a word, not speech."""
 
 
 class VadSegmenter:
@@ -62,6 +73,10 @@ class VadSegmenter:
         self._last_voiced_end = 0.0
         self._frames: list[PCM16] = []
         self._voiced_frame_count = 0
+        self._last_loud_end = 0.0
+        self._peak_rms = 0.0
+        self._loud_frames = 0
+        self._hold_s: float | None = None
 
     @property
     def speaking(self) -> bool:
@@ -80,7 +95,10 @@ class VadSegmenter:
             if voiced:
                 self._last_voiced_end = at + self._frame_s
                 self._voiced_frame_count = len(self._frames)
+            if self._is_loud(frame):
+                self._last_loud_end = at + self._frame_s
                 self._paused_reported = False
+                self._hold_s = None
             self.tick(at + self._frame_s)
             if self._speaking and at + self._frame_s - self._started_at >= (
                 self._config.max_utterance_s
@@ -105,8 +123,9 @@ class VadSegmenter:
         """
         if not self._speaking:
             return
-        silent = now - self._last_voiced_end
-        if silent >= self._config.end_ms / 1000:
+        silent = now - self.speech_end
+        hangover = self._hold_s if self._hold_s is not None else self._config.end_ms / 1000
+        if silent >= hangover:
             self._finish(now)
         elif (
             self._on_pause is not None
@@ -118,10 +137,51 @@ class VadSegmenter:
             if segment is not None:
                 self._on_pause(segment)
 
+    @property
+    def speech_end(self) -> float:
+        """Where the current utterance's sound stopped, for counting silence.
+
+        The earlier of webrtcvad's last voiced frame and the last loud frame: webrtcvad keeps
+        a fading word "voiced" for a while, and in a noisy room the energy never drops, so
+        each covers the other's weak spot.
+        """
+        if self._peak_rms < _LOUD_FLOOR_RMS:
+            return self._last_voiced_end  # a very quiet line: only webrtcvad can tell
+        return min(self._last_voiced_end, self._last_loud_end)
+
+    def end_turn(self, revision: int, now: float) -> bool:
+        """End the utterance now if nothing loud was said since the pause segment with this
+        ``revision`` was cut (its transcription showed a finished sentence). Returns whether
+        it ended."""
+        if not self._speaking or revision != self._loud_frames:
+            return False
+        if now - self.speech_end < self._config.pause_ms / 1000:
+            return False
+        self._finish(now)
+        return True
+
+    def hold(self, revision: int, seconds: float) -> bool:
+        """Until the speaker goes on, end the utterance only after ``seconds`` of silence
+        (not ``end_ms``): its transcription at the pause with this ``revision`` leaves the
+        thought open. Returns whether that pause is still the current one."""
+        if not self._speaking or revision != self._loud_frames:
+            return False
+        self._hold_s = seconds
+        return True
+
     def flush(self, now: float) -> None:
         """End any utterance in progress (the participant left or the stream ended)."""
         if self._speaking:
             self._finish(now)
+
+    def _is_loud(self, frame: PCM16) -> bool:
+        samples = frame.astype(np.float32)
+        rms = float(np.sqrt(np.dot(samples, samples) / len(samples)))
+        self._peak_rms = max(self._peak_rms, rms)
+        loud = rms >= max(_LOUD_FLOOR_RMS, self._peak_rms * _LOUD_REL)
+        if loud:
+            self._loud_frames += 1
+        return loud
 
     def _begin(self, started_at: float, at: float) -> None:
         self._speaking = True
@@ -129,6 +189,11 @@ class VadSegmenter:
         self._last_voiced_end = at + self._frame_s
         self._frames = [f for _, f in self._pre_roll]
         self._voiced_frame_count = len(self._frames)
+        self._peak_rms = 0.0
+        for frame_at, frame in self._pre_roll:
+            if self._is_loud(frame):
+                self._last_loud_end = frame_at + self._frame_s
+        self._last_loud_end = max(self._last_loud_end, self._last_voiced_end)
         self._pre_roll.clear()
         self._voiced_run_start = None
         if self._on_speech_start is not None:
@@ -144,10 +209,11 @@ class VadSegmenter:
         keep = self._voiced_frame_count + int(0.1 / self._frame_s)
         pcm = np.concatenate(self._frames[:keep]) if self._frames else np.zeros(0, np.int16)
         ended_at = self._last_voiced_end - energy_tail_s(self._frames[: self._voiced_frame_count])
-        return Segment(self._started_at, ended_at, now, pcm)
+        return Segment(self._started_at, ended_at, now, pcm, self._loud_frames)
 
     def _finish(self, now: float) -> None:
         self._speaking = False
+        self._hold_s = None
         segment = self._segment(now)
         self._frames = []
         if segment is not None:

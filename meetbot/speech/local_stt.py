@@ -279,7 +279,7 @@ class WhisperSTT:
         self,
         model_dir: str | Path | None = None,
         *,
-        cpu_threads: int = 2,
+        cpu_threads: int = 1,
         compute_type: str = "int8",
         beam_size: int = 1,
         short_input: bool = True,

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
@@ -30,6 +31,24 @@ TrackFactory = Callable[[Participant], MediaStreamTrack]
 TrackHandler = Callable[[Participant, MediaStreamTrack], None]
 PeerHandler = Callable[[Participant], Awaitable[None]]
 MessageHandler = Callable[[dict[str, Any]], None]
+
+
+def set_receive_buffer(pc: RTCPeerConnection, track: MediaStreamTrack, frames: int) -> None:
+    """Make the jitter buffer of ``track``'s receiver hold ``frames`` frames.
+
+    aiortc holds 4 audio frames (80 ms) before it releases one, which smooths playout for a
+    listener who plays the sound. The bot plays nothing: it only needs frames in order, and
+    every frame held is time added to noticing that someone stopped talking. aiortc has no
+    setting for it, so the receiver's buffer is replaced before the first packet arrives (the
+    ``track`` event comes with the remote description, before media flows).
+    """
+    for transceiver in pc.getTransceivers():
+        receiver = transceiver.receiver
+        if receiver.track is track:
+            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]
+                capacity=16, prefetch=frames
+            )
+            return
 
 
 class PeerLink:
@@ -58,8 +77,12 @@ class RoomConnection:
         on_track: TrackHandler,
         on_peer_left: PeerHandler | None = None,
         on_message: MessageHandler | None = None,
+        receive_buffer_frames: int | None = None,
     ) -> None:
+        """``receive_buffer_frames``: how many frames aiortc's jitter buffer holds on the
+        incoming audio before it releases one (None: aiortc's default of 4, 80 ms)."""
         self.address = address
+        self._receive_buffer_frames = receive_buffer_frames
         self.signaling = SignalingClient(address, name, kind)
         self._make_track = make_track
         self._on_track = on_track
@@ -142,6 +165,8 @@ class RoomConnection:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
+                if self._receive_buffer_frames is not None:
+                    set_receive_buffer(pc, track, self._receive_buffer_frames)
                 self._on_track(peer, track)
 
         @pc.on("connectionstatechange")

@@ -1,0 +1,73 @@
+"""Does a transcript sound like the end of a turn? Text-based end-of-turn detection.
+
+Silence alone is a poor judge of when someone has finished: wait long and every answer is
+slow, wait short and people are cut off at every comma. The frameworks that answer fastest
+look at *what* was said too (LiveKit's turn detector, Pipecat's smart-turn). meetbot does the
+same with the transcription it starts at a short pause: a complete sentence lets the turn end
+after that pause; a trailing conjunction, an article, a filler, a bare "Assistant," or a
+comma means the speaker is mid-thought, and the turn waits longer than the usual silence
+hangover for the rest. The usual hangover applies to a
+turn of one or two words, unless it names the bot ("Thanks, assistant."): "Yes." is as often
+the start of "Yes, let's move on." as an answer.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+
+class TurnEnd(Enum):
+    """What the words so far say about whether the speaker is done."""
+
+    COMPLETE = "complete"
+    """A finished sentence: end the turn at the pause."""
+    UNSURE = "unsure"
+    """Could go either way ("Yes."): let the silence decide."""
+    CONTINUES = "continues"
+    """Mid-thought ("Assistant," / "... and the"): wait longer than usual."""
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+_CONTINUES = frozenset(
+    """
+    a an the and but or nor so because cause if when while then than that which who whose
+    to of in at by as for with from about into onto until
+    my our your their his her its this these those some any every no
+    is are was were be been am will would can could should shall may might must do does did
+    have has had i we you they he she it let's lets please
+    um uh erm er hmm well also plus maybe
+    """.split()
+)
+"""Words a finished sentence rarely ends with: the speaker is still going. Particles that end
+phrasal verbs ("let's move on", "sign off", "follow up") are not among them."""
+
+_MIN_WORDS = 3
+"""Fewer words than this are not judged complete from the text alone."""
+
+_ENDS_OPEN = re.compile(r"(,|;|:|-|—|–|\.\.\.|…)\s*$")
+
+
+def judge_turn_end(text: str, bot_names: tuple[str, ...] = ()) -> TurnEnd:
+    """What ``text`` (a transcription of speech up to a pause) says about the turn's end.
+
+    ``bot_names`` are the words that only name the bot ("Hey assistant" alone is a call for
+    attention, not a request: the request follows).
+    """
+    stripped = text.strip()
+    tokens = _WORD.findall(stripped.lower())
+    if not tokens:
+        return TurnEnd.UNSURE
+    if _ENDS_OPEN.search(stripped) or tokens[-1] in _CONTINUES:
+        return TurnEnd.CONTINUES
+    names = {w for name in bot_names for w in _WORD.findall(name.lower())}
+    content = [t for t in tokens if t not in names and t not in {"hey", "hi", "hello", "ok",
+                                                                  "okay"}]
+    named = any(t in names for t in tokens)
+    if not content:
+        # Only the bot's name: the request follows. Only "Okay." / "Hi.": who knows.
+        return TurnEnd.CONTINUES if named else TurnEnd.UNSURE
+    if len(content) < _MIN_WORDS and not named:
+        return TurnEnd.UNSURE  # "Yes." (", let's move on")
+    return TurnEnd.COMPLETE
+

@@ -1,0 +1,30 @@
+"""End-of-turn judgement from the words at a pause."""
+
+from __future__ import annotations
+
+import pytest
+
+from meetbot.turn_end import TurnEnd, judge_turn_end
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("Hey assistant, can you help us stay on track today?", TurnEnd.COMPLETE),
+        ("Yes, let's move on.", TurnEnd.COMPLETE),
+        ("Assistant, I will post the job description by Monday.", TurnEnd.COMPLETE),
+        ("Thanks, assistant.", TurnEnd.COMPLETE),  # short, but said to the bot
+        ("Assistant,", TurnEnd.CONTINUES),
+        ("Hey assistant.", TurnEnd.CONTINUES),  # only the name: the request follows
+        ("Marketing is ten percent over,", TurnEnd.CONTINUES),
+        ("We need to discuss the budget and", TurnEnd.CONTINUES),
+        ("Let's start with the", TurnEnd.CONTINUES),
+        ("So, um", TurnEnd.CONTINUES),
+        ("I think we should...", TurnEnd.CONTINUES),
+        ("Yes.", TurnEnd.UNSURE),  # as often "Yes, let's ..." as an answer
+        ("Okay.", TurnEnd.UNSURE),
+        ("", TurnEnd.UNSURE),
+    ],
+)
+def test_judge_turn_end(text: str, verdict: TurnEnd) -> None:
+    assert judge_turn_end(text, ("assistant",)) is verdict
