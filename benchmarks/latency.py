@@ -218,9 +218,9 @@ async def leading_silence_ms(texts: list[str]) -> list[float | None]:
     from meetbot.config import SpeechConfig
     from meetbot.conversation import sentences
     from meetbot.simulate import voiced_bounds
-    from meetbot.speech.factory import build_tts
+    from meetbot.speech.factory import build_voice_of_bot
 
-    tts = build_tts(SpeechConfig())
+    tts = build_voice_of_bot(SpeechConfig())
     out: list[float | None] = []
     for text in texts:
         if not text:

@@ -1,14 +1,16 @@
-"""Puts the latest results into ``benchmarks/README.md``, between its results markers.
+"""Puts the latest results into ``benchmarks/README.md`` (every table) and the project
+``README.md`` (each target against its latest figure), between their results markers.
 
     python3 -m benchmarks.report
 
-Each benchmark calls this after writing to the default results directory, so the README always
-shows the tables the last runs wrote (with the machine and its load), never figures typed by
-hand. Running it alone refreshes the README from whatever ``benchmarks/results/*.md`` hold.
+Each benchmark calls this after writing to the default results directory, so the READMEs always
+show what the last runs wrote (with the machine and its load), never figures typed by hand.
+Running it alone refreshes them from whatever ``benchmarks/results/`` holds.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from benchmarks.common import BENCH_DIR, RESULTS_DIR, write_results
 
 README = BENCH_DIR / "README.md"
+PROJECT_README = BENCH_DIR.parent / "README.md"
 START = "<!-- results:start (written by python3 -m benchmarks.report) -->"
 END = "<!-- results:end -->"
 ORDER = ("latency", "cost", "capacity")
@@ -40,23 +43,84 @@ def results_markdown(results_dir: Path = RESULTS_DIR) -> str:
     return "\n\n".join(parts)
 
 
-def update_readme(readme: Path = README, results_dir: Path = RESULTS_DIR) -> bool:
-    """Replace the text between the markers; False if the README has no markers."""
+def _load(results_dir: Path, name: str) -> dict[str, Any] | None:
+    path = results_dir / f"{name}.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _when(result: dict[str, Any]) -> str:
+    m = result.get("machine", {})
+    load = m.get("load_avg_at_start") or ["?"]
+    return f"{m.get('time', '?')}, load {load[0]}"
+
+
+def summary_markdown(results_dir: Path = RESULTS_DIR) -> str:
+    """Each target of the benchmarks against its latest measured figure, one row each."""
+    rows = ["| target | latest | met? | run |", "|---|---|---|---|"]
+    machine = ""
+    latency = _load(results_dir, "latency")
+    if latency is not None:
+        s = latency["summary"]["all"]
+        p50, wer = s["latency_ms"]["p50"], s["wer_answered_turns"]
+        rows.append(f"| voice-to-voice p50 ≤ 500 ms, local models | {p50:.0f} ms (p90 "
+                    f"{s['latency_ms']['p90']:.0f}, {s['answered_turns']} turns, STT WER "
+                    f"{wer * 100:.1f} %) | {'yes' if p50 <= 500 else 'no'} | {_when(latency)} |")
+        machine = _machine(latency)
+    cost = _load(results_dir, "cost")
+    if cost is not None:
+        ratio = cost["summary"]["ratios"]["bot/bare"]
+        each = ", ".join(f"{r:.2f}" for r in ratio["all"])
+        rows.append(f"| inbound CPU per participant ≤ 1.3× a bare aiortc receiver | "
+                    f"{ratio['median']:.2f}× (repeats {each})"
+                    f" | {'yes' if ratio['median'] <= 1.3 else 'no'} | {_when(cost)} |")
+        machine = machine or _machine(cost)
+    capacity = _load(results_dir, "capacity")
+    if capacity is not None:
+        one = capacity["summary"].get("1", {})
+        mb = one.get("mb_per_extra_meeting_median")
+        if mb is not None:
+            held = ", ".join(f"{w} worker{'s' if w != '1' else ''}: "
+                             f"{v['capacity_meetings_median']:.0f}"
+                             for w, v in capacity["summary"].items())
+            rows.append(f"| memory per extra meeting ≤ 30 MB | {mb:.1f} MB (four-person "
+                        f"meetings held on time, {held}) | {'yes' if mb <= 30 else 'no'} | "
+                        f"{_when(capacity)} |")
+    note = f"\n\nMachine: {machine}." if machine else ""
+    return "\n".join(rows) + note
+
+
+def _machine(result: dict[str, Any]) -> str:
+    m = result.get("machine", {})
+    return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores usable, "
+            f"{m.get('memory_gb', '?')} GB, Python {m.get('python', '?')}")
+
+
+def _replace_between_markers(readme: Path, body: str) -> bool:
     text = readme.read_text(encoding="utf-8")
     if START not in text or END not in text:
         return False
     head, _, rest = text.partition(START)
     _, _, tail = rest.partition(END)
-    readme.write_text(f"{head}{START}\n\n{results_markdown(results_dir)}\n\n{END}{tail}",
-                      encoding="utf-8")
+    readme.write_text(f"{head}{START}\n\n{body}\n\n{END}{tail}", encoding="utf-8")
     return True
+
+
+def update_readme(readme: Path = README, results_dir: Path = RESULTS_DIR) -> bool:
+    """Replace the text between the markers of both READMEs; False if the benchmarks README
+    has no markers."""
+    if PROJECT_README.exists() and readme == README:
+        _replace_between_markers(PROJECT_README, summary_markdown(results_dir))
+    return _replace_between_markers(readme, results_markdown(results_dir))
 
 
 def main() -> int:
     if not update_readme():
         print(f"{README} has no results markers", file=sys.stderr)
         return 1
-    print(f"updated {README}")
+    print(f"updated {README} and {PROJECT_README}")
     return 0
 
 

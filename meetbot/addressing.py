@@ -68,9 +68,15 @@ class Addressing:
         """Open the follow-up window after the bot finished speaking ``reply``.
 
         A reply ending in a question invites anyone in the room to answer; otherwise only the
-        person the bot answered may follow up without naming it.
+        person the bot answered may follow up without naming it (nobody, after a statement the
+        bot made on its own).
         """
         asked_room = reply.rstrip().endswith("?")
+        if not asked_room and speaker_id is None:
+            # Said on the bot's own initiative and asking nothing (or cut off): nobody is
+            # expected to answer it, so nobody is heard as talking to the bot without its name.
+            self._window = None
+            return
         self._window = _Window(None if asked_room else speaker_id, now + self._follow_up_s)
 
     def close_window(self) -> None:

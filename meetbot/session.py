@@ -63,10 +63,9 @@ async def create_bot(room_url: str, config: BotConfig) -> BotSession:
 
 
 def _speech_engines(config: BotConfig) -> tuple[SpeechToText, TextToSpeech]:
-    from meetbot.speech.factory import build_stt, build_tts
-    from meetbot.speech.phrase_cache import CachedSpeech
+    from meetbot.speech.factory import build_stt, build_voice_of_bot
 
-    return build_stt(config.speech), CachedSpeech(build_tts(config.speech))
+    return build_stt(config.speech), build_voice_of_bot(config.speech)
 
 
 def _attach_assistant(

@@ -75,7 +75,9 @@ async def test_killed_bot_loses_nothing_and_a_new_one_continues(
                 {
                     "speaker": "Lee",
                     "say": "We need to discuss the Q3 budget and plan the product launch.",
-                    "expect": {"reply_mentions_all": ["budget", "launch"]},
+                    # The participant's ears (Whisper tiny.en) hear the Piper voice's "launch"
+                    # as "lunch" about half the time; the exact titles are checked in the notes.
+                    "expect": {"reply_mentions_all": ["budget", "product"]},
                 },
                 # The bot's question ("Should we start...?") invites anyone to answer for a
                 # few seconds; let that pass so the next line is not meant for the bot.

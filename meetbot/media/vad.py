@@ -35,8 +35,10 @@ class Segment:
 
 _LOUD_FLOOR_RMS = 180.0
 """About -45 dBFS: below this a frame is silence, however quiet the speaker."""
-_LOUD_REL = 0.03
-"""-30 dB below the loudest frame of the utterance: the fading tail of a word, not speech."""
+_LOUD_REL = 0.01
+"""-40 dB below the loudest frame of the utterance: the fading tail of a word, not speech.
+Not less: the fricative that ends "launch" or "yes" is 20-30 dB below the vowels, and a pause
+declared under it would transcribe "lunch"."""
 
 
 class VadSegmenter:

@@ -58,3 +58,11 @@ def build_tts(cfg: SpeechConfig, length_scale: float | None = None) -> TextToSpe
             speed=speed,
         )
     raise ValueError(f"unknown text-to-speech engine {cfg.tts!r} (expected 'local' or 'openai')")
+
+
+def build_voice_of_bot(cfg: SpeechConfig) -> TextToSpeech:
+    """The bot's own voice: ``cfg.tts`` behind the phrase cache (short phrases ready at once,
+    no leading silence). Scenario voices of simulated people do without."""
+    from meetbot.speech.phrase_cache import CachedSpeech
+
+    return CachedSpeech(build_tts(cfg))
