@@ -22,7 +22,7 @@ class VadConfig:
     """Silence, on the wall clock, that ends an utterance (end hangover). Silence counts from
     where the sound stopped (energy), not from webrtcvad's last "voiced" frame, which trails
     a fading word by a couple of hundred milliseconds."""
-    pause_ms: int = 100
+    pause_ms: int = 80
     """Silence after which transcription starts early, while the end hangover runs. If that
     transcription reads as a finished sentence, the turn may end there (``end_turn``)."""
     early_end: bool = True
