@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -218,6 +219,11 @@ async def _join(args: argparse.Namespace) -> int:
     except SignalingError as exc:
         print(f"meetbot: {exc}", file=sys.stderr)
         return 2
+    # Everything made at start-up (libraries, models, the session) lives as long as the
+    # process: keep it out of garbage collection, so that a full collection does not pause
+    # the event loop scanning it again and again during the meeting.
+    gc.collect()
+    gc.freeze()
     print(f"{config.name} is in {args.url} (Ctrl-C to leave)", flush=True)
     try:
         await bot.wait_closed()
