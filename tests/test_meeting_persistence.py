@@ -107,7 +107,7 @@ async def test_killed_bot_loses_nothing_and_a_new_one_continues(
                 {
                     "speaker": "Dana",
                     "say": "Assistant, what's on the agenda?",
-                    "expect": {"reply_mentions_all": ["budget", "launch"]},
+                    "expect": {"reply_mentions_all": ["budget", "product"]},
                 },
                 {
                     "speaker": "Lee",
