@@ -48,7 +48,6 @@ from benchmarks.common import (
     CpuWindow,
     DrainStats,
     IdleTrack,
-    SharedSilence,
     SilenceTrack,
     drain,
     lag_growth_ms,
@@ -56,7 +55,7 @@ from benchmarks.common import (
     memory_mb,
     setup_logging,
 )
-from meetbot.events import PCM16, Participant, SpeechStarted, Utterance
+from meetbot.events import PCM16, Participant
 from meetbot.media.outbound import VoiceSource
 from meetbot.transport.room import RoomConnection
 from meetbot.transport.signaling_client import parse_room_url
@@ -152,25 +151,6 @@ def _profile_text(profiler: cProfile.Profile, top: int) -> str:
 # ---- the bot ----------------------------------------------------------------------------------
 
 
-class NullPersona:
-    """Listens and does nothing with what it hears: the bot's pure listening cost."""
-
-    async def on_utterance(self, utterance: Utterance) -> None:
-        pass
-
-    def on_speech_start(self, event: SpeechStarted) -> None:
-        pass
-
-    def on_pause(self, utterance: Utterance) -> None:
-        pass
-
-    def start(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
-
 class LagTrack(MediaStreamTrack):
     """Passes a remote track through, noting (arrival, RTP time) of every frame.
 
@@ -234,7 +214,7 @@ class BotRole:
         self.measured.after.append(self._report)
 
     async def join(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        from meetbot.bot import BotSession
+        from meetbot.bot import BotSession, QuietPersona
         from meetbot.config import BotConfig
         from meetbot.session import create_bot
 
@@ -243,7 +223,7 @@ class BotRole:
         started = time.monotonic()
         if self.persona == "null":
             bot = BotSession(cmd["url"], config)
-            bot.persona = NullPersona()
+            bot.persona = QuietPersona()
         else:
             bot = await create_bot(cmd["url"], config)
         if not self.send:
@@ -304,7 +284,7 @@ class BareRole:
     def __init__(self, send: str, name: str) -> None:
         self.send = send
         self.name = name
-        self._shared = SharedSilence()
+        self._shared: VoiceSource | None = None
         self.rooms: list[RoomConnection] = []
         self.streams: list[DrainStats] = []
         self._drains: list[asyncio.Task[None]] = []
@@ -318,6 +298,10 @@ class BareRole:
         if self.send == "silence":
             return SilenceTrack()
         if self.send == "shared":
+            # meetbot's own voice clock: one encoder, the same packets to every peer.
+            if self._shared is None:
+                self._shared = VoiceSource(send_silence=True)
+                self._shared.start()
             return self._shared.new_track()
         return IdleTrack()
 
@@ -354,7 +338,8 @@ class BareRole:
             with contextlib.suppress(Exception):
                 await room.leave()
         self.rooms = []
-        self._shared.close()
+        if self._shared is not None:
+            await self._shared.stop()
 
 
 # ---- simulated talkers ------------------------------------------------------------------------

@@ -45,14 +45,12 @@ class Persona(Protocol):
     async def close(self) -> None: ...
 
 
-class EchoPersona:
-    """Replays every utterance into the call: proves the whole audio loop without a model."""
-
-    def __init__(self, session: BotSession) -> None:
-        self._voice = session.voice
+class QuietPersona:
+    """Hears everything and does nothing with it: the base of simple personas, and the
+    listening-only bot the cost benchmark measures."""
 
     async def on_utterance(self, utterance: Utterance) -> None:
-        self._voice.enqueue(utterance.pcm, utterance.sample_rate, tag=f"echo:{utterance.ended_at}")
+        pass
 
     def on_speech_start(self, event: SpeechStarted) -> None:
         pass
@@ -65,6 +63,16 @@ class EchoPersona:
 
     async def close(self) -> None:
         pass
+
+
+class EchoPersona(QuietPersona):
+    """Replays every utterance into the call: proves the whole audio loop without a model."""
+
+    def __init__(self, session: BotSession) -> None:
+        self._voice = session.voice
+
+    async def on_utterance(self, utterance: Utterance) -> None:
+        self._voice.enqueue(utterance.pcm, utterance.sample_rate, tag=f"echo:{utterance.ended_at}")
 
 
 class BotSession(AsyncIOEventEmitter):  # type: ignore[misc]
