@@ -7,8 +7,9 @@ same with the transcription it starts at a short pause: a complete sentence lets
 after that pause; a trailing conjunction, an article, a filler, a bare "Assistant," or a
 comma means the speaker is mid-thought, and the turn waits longer than the usual silence
 hangover for the rest. The usual hangover applies to a
-turn of one or two words, unless it names the bot ("Thanks, assistant."): "Yes." is as often
-the start of "Yes, let's move on." as an answer.
+turn of one or two words ("Yes." is as often the start of "Yes, let's move on." as an
+answer), unless it names the bot: "Thanks, assistant." is done, "Hey assistant" (or what
+Whisper makes of it, "Hand assistant") is not.
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ phrasal verbs ("let's move on", "sign off", "follow up") are not among them."""
 _MIN_WORDS = 3
 """Fewer words than this are not judged complete from the text alone."""
 
+_SHORT_AND_DONE = frozenset(
+    "thanks thank cheers bye goodbye great perfect stop quiet enough recap".split()
+)
+"""Words that finish a short turn said to the bot ("Thanks, assistant." / "Assistant, stop.").
+Any other short turn that names the bot is judged by where the name sits: last ("Hey
+assistant", misheard as "Hand assistant") the request follows; otherwise silence decides."""
+
 _ENDS_OPEN = re.compile(r"(,|;|:|-|—|–|\.\.\.|…)\s*$")
 
 
@@ -67,7 +75,11 @@ def judge_turn_end(text: str, bot_names: tuple[str, ...] = ()) -> TurnEnd:
     if not content:
         # Only the bot's name: the request follows. Only "Okay." / "Hi.": who knows.
         return TurnEnd.CONTINUES if named else TurnEnd.UNSURE
-    if len(content) < _MIN_WORDS and not named:
+    if len(content) >= _MIN_WORDS:
+        return TurnEnd.COMPLETE
+    if not named:
         return TurnEnd.UNSURE  # "Yes." (", let's move on")
-    return TurnEnd.COMPLETE
+    if any(t in _SHORT_AND_DONE for t in content):
+        return TurnEnd.COMPLETE
+    return TurnEnd.CONTINUES if tokens[-1] in names else TurnEnd.UNSURE
 

@@ -16,6 +16,9 @@ from meetbot.turn_end import TurnEnd, judge_turn_end
         ("Thanks, assistant.", TurnEnd.COMPLETE),  # short, but said to the bot
         ("Assistant,", TurnEnd.CONTINUES),
         ("Hey assistant.", TurnEnd.CONTINUES),  # only the name: the request follows
+        ("hand assistant", TurnEnd.CONTINUES),  # Whisper's "Hey assistant": still the name last
+        ("Assistant, stop.", TurnEnd.COMPLETE),
+        ("Assistant, budget.", TurnEnd.UNSURE),  # short; the name first: silence decides
         ("Marketing is ten percent over,", TurnEnd.CONTINUES),
         ("We need to discuss the budget and", TurnEnd.CONTINUES),
         ("Let's start with the", TurnEnd.CONTINUES),
