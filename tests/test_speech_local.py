@@ -95,6 +95,46 @@ async def test_short_window_hears_what_the_full_window_hears(
         assert short_text and len(short_text) < 2 * len(text) + 10, short_text  # no loop
 
 
+class _CountingDecoder:
+    """Forwards to the real CTranslate2 Whisper model and counts its decoding runs."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.decodes = 0
+
+    def generate(self, *args: object, **kwargs: object) -> object:
+        self.decodes += 1
+        return self.real.generate(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+async def test_a_transcription_given_up_is_not_decoded(
+    stt: WhisperSTT, steady_tts: PiperTTS
+) -> None:
+    """A transcription started at a pause is cancelled when the speaker goes on; the model
+    thread drops it before decoding (most of the cost), so the next one is not kept waiting,
+    and the next one still hears right."""
+    await stt.load()
+    first = await speak(steady_tts, "We need to review the hiring plan and the office move.")
+    second = await speak(steady_tts, "Let's move on to the budget.")
+    whisper = stt.model
+    real = whisper.model
+    counting = _CountingDecoder(real)
+    whisper.model = counting
+    try:
+        given_up = asyncio.create_task(stt.transcribe(first))
+        await asyncio.sleep(0.02)  # the model thread is encoding it (or has not begun)
+        given_up.cancel()
+        heard = await stt.transcribe(second)
+    finally:
+        whisper.model = real
+    assert given_up.cancelled()
+    assert counting.decodes == 1, "the abandoned transcription was decoded anyway"
+    assert {"move", "budget"} <= words(heard.text), heard
+
+
 @pytest.mark.parametrize(
     ("text", "looping"),
     [
