@@ -22,10 +22,10 @@ from meetbot.media.vad import Segment, VadSegmenter
 log = logging.getLogger(__name__)
 
 
-RECEIVE_BUFFER_FRAMES = 1
+RECEIVE_BUFFER_FRAMES = 0
 """Frames the bot's jitter buffers hold before releasing one (aiortc's default is 4, 80 ms,
-for smooth playout; the bot plays nothing and wants to hear the end of speech at once). With
-1 a frame is released as soon as the next one arrives."""
+for smooth playout; the bot plays nothing and wants to hear the end of speech at once): none,
+each packet is decoded as it arrives (``meetbot.transport.room.ArrivalBuffer``)."""
 RECEIVE_BUFFER_S = 0.020 * RECEIVE_BUFFER_FRAMES
 
 

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.jitterbuffer import JitterBuffer
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtp import RtpPacket
 from aiortc.sdp import candidate_from_sdp
 
 from meetbot.events import Participant
@@ -33,21 +34,51 @@ PeerHandler = Callable[[Participant], Awaitable[None]]
 MessageHandler = Callable[[dict[str, Any]], None]
 
 
+_STREAM_RESTART = 100
+"""A packet this far behind the newest is a restarted stream, not a late one (aiortc's own
+``MAX_MISORDER``)."""
+
+
+class ArrivalBuffer(JitterBuffer):
+    """An audio "jitter buffer" that holds nothing: each packet is released as it arrives.
+
+    aiortc releases an audio frame only once the next one has arrived (a frame may span
+    several packets and it cannot know it is complete before), and by default only after 4
+    more (80 ms) for smooth playout. An Opus frame is always one packet, and a listener that
+    plays nothing gains nothing from waiting: every frame held is time added to noticing that
+    someone stopped talking. A duplicate, or a packet older than one already released, is
+    dropped (a playing receiver would have had to drop it too).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(capacity=16)
+        self._newest: int | None = None
+
+    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        newest = self._newest
+        if newest is not None:
+            behind = (newest - packet.sequence_number) % 0x10000
+            if behind < _STREAM_RESTART:  # a duplicate (0) or late: already past it
+                return False, None
+        self._newest = packet.sequence_number
+        data: bytes = packet._data  # type: ignore[attr-defined]  # set by the receiver
+        return False, JitterFrame(data=data, timestamp=packet.timestamp)
+
+
 def set_receive_buffer(pc: RTCPeerConnection, track: MediaStreamTrack, frames: int) -> None:
-    """Make the jitter buffer of ``track``'s receiver hold ``frames`` frames.
+    """Make the jitter buffer of ``track``'s receiver hold ``frames`` frames (0: none at all,
+    see :class:`ArrivalBuffer`).
 
     aiortc holds 4 audio frames (80 ms) before it releases one, which smooths playout for a
-    listener who plays the sound. The bot plays nothing: it only needs frames in order, and
-    every frame held is time added to noticing that someone stopped talking. aiortc has no
-    setting for it, so the receiver's buffer is replaced before the first packet arrives (the
-    ``track`` event comes with the remote description, before media flows).
+    listener who plays the sound. aiortc has no setting for it, so the receiver's buffer is
+    replaced before the first packet arrives (the ``track`` event comes with the remote
+    description, before media flows).
     """
+    buffer = ArrivalBuffer() if frames == 0 else JitterBuffer(capacity=16, prefetch=frames)
     for transceiver in pc.getTransceivers():
         receiver = transceiver.receiver
         if receiver.track is track:
-            receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(  # type: ignore[attr-defined]
-                capacity=16, prefetch=frames
-            )
+            receiver._RTCRtpReceiver__jitter_buffer = buffer  # type: ignore[attr-defined]
             return
 
 
