@@ -2,9 +2,10 @@
 
 In a call with several people the bot answers only when addressed: its name or a wake phrase
 anywhere in the utterance (matched loosely, because a small speech model hears "Hey assistant"
-as "A assistant" or "hey assistance"), or the speaker's next utterance in a short follow-up
-window after the bot answered them, or anyone's next utterance after the bot asked the room a
-question. With one person in the call, every utterance is addressed.
+as "A assistant" or "hey assistance", and more loosely still where a name is called, at the
+start before a comma: "Assessant, what are our action items?"), or the speaker's next
+utterance in a short follow-up window after the bot answered them, or anyone's next utterance
+after the bot asked the room a question. With one person in the call, every utterance is addressed.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ class Addressing:
         for phrase in [self._names, *self._wake]:
             if _contains_fuzzy(toks, phrase):
                 return True
-        return False
+        called = _called_first(text)
+        return called is not None and any(
+            _close(called, "".join(phrase), _CALLED_RATIO) for phrase in [self._names, *self._wake]
+        )
 
     def decide(self, speaker_id: str, text: str, people_in_call: int, now: float) -> bool:
         """Whether the bot should answer this utterance (consumes a follow-up window)."""
@@ -96,9 +100,28 @@ def _contains_fuzzy(tokens: list[str], phrase: list[str]) -> bool:
     return False
 
 
-def _close(a: str, b: str) -> bool:
+_GREETINGS = frozenset({"hey", "hi", "hello", "ok", "okay"})
+_LEADING_CALL = re.compile(r"^\s*([^,.?!;:]{1,40}),")
+_CALLED_RATIO = 0.75
+"""How close the words before an opening comma must be to a name: looser than anywhere else
+in an utterance, since a call in that place ("X, what's next?") is nearly always a name."""
+
+
+def _called_first(text: str) -> str | None:
+    """The one or two words an utterance opens with before a comma, greeting left out
+    ("Hey Assessant, ..." -> "assessant"), joined; None if it does not open that way."""
+    match = _LEADING_CALL.match(text.lower())
+    if match is None:
+        return None
+    toks = words(match.group(1))
+    while toks and toks[0] in _GREETINGS:
+        toks = toks[1:]
+    return "".join(toks) if 1 <= len(toks) <= 2 else None
+
+
+def _close(a: str, b: str, ratio: float = 0.84) -> bool:
     if a == b:
         return True
     if min(len(a), len(b)) < 4:
         return False
-    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.84
+    return difflib.SequenceMatcher(None, a, b).ratio() >= ratio
