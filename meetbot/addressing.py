@@ -51,6 +51,18 @@ class Addressing:
             _close(called, "".join(phrase), _CALLED_RATIO) for phrase in [self._names, *self._wake]
         )
 
+    def leading_call(self, text: str) -> str | None:
+        """The words ``text`` opens with that call the bot ("Hey assistant" of "Hey
+        assistant, can you ..."), as written; None if it does not open with a call. A call
+        is set off: a comma, a full stop or the end follows it ("Can the assistant take a
+        note?" names the bot but does not call it)."""
+        spans = [m.span() for m in re.finditer(r"[\w']+", text)][:3]
+        for _, end in spans:
+            prefix, rest = text[:end], text[end:]
+            if self.mentions_bot(prefix):
+                return prefix.strip() if _SET_OFF.match(rest) else None
+        return None
+
     def decide(self, speaker_id: str, text: str, people_in_call: int, now: float) -> bool:
         """Whether the bot should answer this utterance (consumes a follow-up window)."""
         addressed = self.would_address(speaker_id, text, people_in_call, now)
@@ -100,6 +112,7 @@ def _contains_fuzzy(tokens: list[str], phrase: list[str]) -> bool:
     return False
 
 
+_SET_OFF = re.compile(r"\s*([,.!?;:]|$)")
 _GREETINGS = frozenset({"hey", "hi", "hello", "ok", "okay"})
 _LEADING_CALL = re.compile(r"^\s*([^,.?!;:]{1,40}),")
 _CALLED_RATIO = 0.75

@@ -159,6 +159,9 @@ class Conversation:
         self._ticker: asyncio.Task[None] | None = None
         self._early: dict[str, tuple[Utterance, asyncio.Task[Transcript]]] = {}
         """Per participant: a transcription started at a pause, used if the pause was the end."""
+        self._calls: dict[str, tuple[float, str]] = {}
+        """Per participant: the start of the utterance whose transcription at a pause opened
+        with a call to the bot, and that call ("Hey assistant")."""
         self.interruptions: list[tuple[float, str]] = []
         """(monotonic time, heard text) of every barge-in."""
 
@@ -224,10 +227,14 @@ class Conversation:
         leaves the thought open ("Assistant,"), give the speaker longer to go on."""
         if task.cancelled() or task.exception() is not None:
             return
+        text = task.result().text
+        call = self._addressing.leading_call(text)
+        known = self._calls.get(draft.participant_id)
+        if call is not None and (known is None or known[0] != draft.started_at):
+            self._calls[draft.participant_id] = (draft.started_at, call)
         current = self._early.get(draft.participant_id)
         if current is None or current[1] is not task:
             return
-        text = task.result().text
         verdict = judge_turn_end(text, (self._bot_name,))
         if verdict is TurnEnd.CONTINUES and self._hold_turn is not None:
             self._hold_turn(draft.participant_id, draft.revision)
@@ -263,7 +270,7 @@ class Conversation:
                       utterance.participant_name, exc)
             return
         timing.transcript_ready = time.monotonic()
-        text = transcript.text.strip()
+        text = self._with_call_heard_early(utterance, transcript.text.strip())
         if not text:
             return
         held = self._held.pop(utterance.participant_id, None)
@@ -279,6 +286,20 @@ class Conversation:
             self._hold(utterance, text, timing)
             return
         await self._take_turn(utterance, text, timing)
+
+    def _with_call_heard_early(self, utterance: Utterance, text: str) -> str:
+        """Put back a call to the bot that a transcription at a pause heard and the whole
+        utterance's lost. Whisper tiny.en now and then drops an utterance's opening words
+        ("Hey assistant, can you help ..." -> "Can you help ..."), and the turn would go
+        unanswered; transcribed alone at the pause after it, the call is heard reliably."""
+        early = self._calls.pop(utterance.participant_id, None)
+        if early is None or early[0] != utterance.started_at or not text:
+            return text
+        if self._addressing.mentions_bot(text):
+            return text
+        log.debug("%s: the call %r heard at a pause was lost; put back",
+                  utterance.participant_name, early[1])
+        return f"{early[1]}, {text}"
 
     def _hold(self, utterance: Utterance, text: str, timing: TurnTiming) -> None:
         """Words that leave the thought open ended by silence ("Assistant," then a long

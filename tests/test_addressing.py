@@ -32,3 +32,18 @@ def test_a_misheard_call_addresses_the_bot_in_a_group() -> None:
     addressing = Addressing("assistant")
     assert addressing.decide("dana", "Assessant, what decisions have we made?", 3, 0.0)
     assert not addressing.decide("lee", "Marketing is ten percent over.", 3, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "call"),
+    [
+        ("Hey assistant, can you help us?", "Hey assistant"),
+        ("Assistant.", "Assistant"),
+        ("hand assistant", "hand assistant"),
+        ("Okay assistant, what's next?", "Okay assistant"),
+        ("Can the assistant take a note?", None),  # named, but not called at the start
+        ("Let's move on.", None),
+    ],
+)
+def test_the_call_an_utterance_opens_with(text: str, call: str | None) -> None:
+    assert Addressing("assistant").leading_call(text) == call
