@@ -3,9 +3,10 @@
 In a call with several people the bot answers only when addressed: its name or a wake phrase
 anywhere in the utterance (matched loosely, because a small speech model hears "Hey assistant"
 as "A assistant" or "hey assistance", and more loosely still where a name is called, at the
-start before a comma: "Assessant, what are our action items?"), or the speaker's next
-utterance in a short follow-up window after the bot answered them, or anyone's next utterance
-after the bot asked the room a question. With one person in the call, every utterance is addressed.
+start: "Assessant, what are our action items?", "Assisting what is on the agenda?"), or the
+speaker's next utterance in a short follow-up window after the bot answered them, or anyone's
+next utterance after the bot asked the room a question. With one person in the call, every
+utterance is addressed.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class Addressing:
                 return True
         called = _called_first(text)
         return called is not None and any(
-            _close(called, "".join(phrase), _CALLED_RATIO) for phrase in [self._names, *self._wake]
+            called[0] == name[0] and _close(called, name, _CALLED_RATIO)
+            for name in ("".join(phrase) for phrase in [self._names, *self._wake] if phrase)
         )
 
     def leading_call(self, text: str) -> str | None:
@@ -116,20 +118,26 @@ _SET_OFF = re.compile(r"\s*([,.!?;:]|$)")
 _GREETINGS = frozenset({"hey", "hi", "hello", "ok", "okay"})
 _LEADING_CALL = re.compile(r"^\s*([^,.?!;:]{1,40}),")
 _CALLED_RATIO = 0.75
-"""How close the words before an opening comma must be to a name: looser than anywhere else
-in an utterance, since a call in that place ("X, what's next?") is nearly always a name."""
+"""How close an utterance's opening words must be to a name (and they must begin with its
+first letter): looser than anywhere else in an utterance, since a word in that place is
+nearly always a call ("Assessant, what's next?", "Assisting what is on the agenda?"). The
+first letter keeps "Resistant to change ..." or "Instant messaging ..." from calling the bot
+("assistant")."""
 
 
 def _called_first(text: str) -> str | None:
-    """The one or two words an utterance opens with before a comma, greeting left out
-    ("Hey Assessant, ..." -> "assessant"), joined; None if it does not open that way."""
+    """What an utterance opens with, greetings left out, that could be a call: the one or two
+    words before an opening comma ("Hey Assessant, ..." -> "assessant"), joined, or else its
+    first word ("Assisting what is ..." -> "assisting"); None for an empty text."""
     match = _LEADING_CALL.match(text.lower())
-    if match is None:
-        return None
-    toks = words(match.group(1))
-    while toks and toks[0] in _GREETINGS:
-        toks = toks[1:]
-    return "".join(toks) if 1 <= len(toks) <= 2 else None
+    if match is not None:
+        toks = [t for t in words(match.group(1))]
+        while toks and toks[0] in _GREETINGS:
+            toks = toks[1:]
+        if 1 <= len(toks) <= 2:
+            return "".join(toks)
+    toks = [t for t in words(text) if t not in _GREETINGS]
+    return toks[0] if toks else None
 
 
 def _close(a: str, b: str, ratio: float = 0.84) -> bool:

@@ -16,6 +16,9 @@ from meetbot.addressing import Addressing
         ("Can the assistant take a note?", True),
         ("Assessant, what are our action items?", True),  # a call at the start: looser
         ("Hey Assessant, what's next?", True),
+        ("Assisting what is on the agenda?", True),  # the call run into the next word
+        ("Instant messaging is down.", False),
+        ("Distant teams need better audio.", False),
         ("The assessment is done.", False),
         ("Resistant to change, that team.", False),
         ("Assess the numbers, then tell me.", False),
