@@ -18,6 +18,10 @@ from dataclasses import dataclass
 _WORD = re.compile(r"[a-z0-9']+")
 
 
+GREETINGS = frozenset({"hey", "hi", "hello", "ok", "okay"})
+"""Words said before a name to call someone ("Hey assistant"); not content."""
+
+
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
@@ -115,7 +119,6 @@ def _contains_fuzzy(tokens: list[str], phrase: list[str]) -> bool:
 
 
 _SET_OFF = re.compile(r"\s*([,.!?;:]|$)")
-_GREETINGS = frozenset({"hey", "hi", "hello", "ok", "okay"})
 _LEADING_CALL = re.compile(r"^\s*([^,.?!;:]{1,40}),")
 _CALLED_RATIO = 0.75
 """How close an utterance's opening words must be to a name (and they must begin with its
@@ -131,12 +134,12 @@ def _called_first(text: str) -> str | None:
     first word ("Assisting what is ..." -> "assisting"); None for an empty text."""
     match = _LEADING_CALL.match(text.lower())
     if match is not None:
-        toks = [t for t in words(match.group(1))]
-        while toks and toks[0] in _GREETINGS:
+        toks = words(match.group(1))
+        while toks and toks[0] in GREETINGS:
             toks = toks[1:]
         if 1 <= len(toks) <= 2:
             return "".join(toks)
-    toks = [t for t in words(text) if t not in _GREETINGS]
+    toks = [t for t in words(text) if t not in GREETINGS]
     return toks[0] if toks else None
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from meetbot.addressing import GREETINGS, words
+
 
 class TurnEnd(Enum):
     """What the words so far say about whether the speaker is done."""
@@ -27,8 +29,6 @@ class TurnEnd(Enum):
     """Could go either way ("Yes."): let the silence decide."""
     CONTINUES = "continues"
     """Mid-thought ("Assistant," / "... and the"): wait longer than usual."""
-
-_WORD = re.compile(r"[a-z0-9']+")
 
 _CONTINUES = frozenset(
     """
@@ -63,14 +63,13 @@ def judge_turn_end(text: str, bot_names: tuple[str, ...] = ()) -> TurnEnd:
     attention, not a request: the request follows).
     """
     stripped = text.strip()
-    tokens = _WORD.findall(stripped.lower())
+    tokens = words(stripped)
     if not tokens:
         return TurnEnd.UNSURE
     if _ENDS_OPEN.search(stripped) or tokens[-1] in _CONTINUES:
         return TurnEnd.CONTINUES
-    names = {w for name in bot_names for w in _WORD.findall(name.lower())}
-    content = [t for t in tokens if t not in names and t not in {"hey", "hi", "hello", "ok",
-                                                                  "okay"}]
+    names = {w for name in bot_names for w in words(name)}
+    content = [t for t in tokens if t not in names and t not in GREETINGS]
     named = any(t in names for t in tokens)
     if not content:
         # Only the bot's name: the request follows. Only "Okay." / "Hi.": who knows.

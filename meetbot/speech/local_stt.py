@@ -313,8 +313,9 @@ class WhisperSTT:
                 full 30 s window: 15.7 %, 22 lines), and 6 s is ~40 ms faster.
             lead_in_s: silence put before the audio in the short window. Without it, the
                 short window dropped an opening "Hey assistant," / "Assistant," in 4 of 46
-                renderings of such lines where the 30 s window kept it; with 0.4-0.7 s, in
-                none (a lost call is an unanswered turn).
+                renderings of such lines where the 30 s window kept it; with 0.5 s, in 2 of
+                69 (a lost call is an unanswered turn; the conversation also puts back a call
+                its transcription at a pause heard).
             no_speech_threshold: above this Whisper no-speech probability the result is "".
             compression_ratio_threshold: text compressing better than this is a repetition
                 loop; it is re-decoded with the full window, and dropped if it persists.
