@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from meetbot.brain.text import strip_punctuation
+from meetbot.language.text import strip_punctuation
 from meetbot.meeting.spoken import find_durations
 
 # verb phrase -> suffix of the title ("" keeps the bare topic)

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import tzinfo
 
-from meetbot.brain.names import NameBook
-from meetbot.brain.text import strip_punctuation
+from meetbot.language.names import NameBook
+from meetbot.language.text import strip_punctuation
 from meetbot.meeting.dates import DueDate, find_due
 
 _NOT_OWNERS = frozenset(

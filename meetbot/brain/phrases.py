@@ -6,7 +6,7 @@ participant hears exactly what was written down. Numbers are words: this text is
 
 from __future__ import annotations
 
-from meetbot.brain.text import cap, join_words
+from meetbot.language.text import cap, join_words
 from meetbot.meeting.notes import ActionItem, AgendaItem, MeetingNotes
 from meetbot.meeting.spoken import number_words, say_duration, say_remaining, with_article
 

@@ -22,9 +22,10 @@ from meetbot.brain import phrases
 from meetbot.brain.agenda_parse import agenda_list, extract_agenda, extract_timebox
 from meetbot.brain.extract import Speaking, extract_action_items, extract_decision, extract_note
 from meetbot.brain.intents import Intent, parse_intent
-from meetbot.brain.names import NameBook
-from meetbot.brain.text import Addressed, join_words, normalize, sentences, strip_address
 from meetbot.events import Turn
+from meetbot.language.calling import BotName, Call
+from meetbot.language.names import NameBook
+from meetbot.language.text import join_words, normalize, sentences
 from meetbot.meeting.notes import AgendaItem, MeetingNotes, NotesError, NotesHolder
 from meetbot.meeting.timekeeper import Timekeeper, TimekeeperConfig
 
@@ -61,6 +62,7 @@ class RuleBrain:
         the brain adds its replies to the transcript (what it yielded, even if cut off)."""
         self._store = store
         self.bot_name = bot_name
+        self._bot = BotName(bot_name)
         self._clock = clock
         self._wall_clock = wall_clock
         self._tz = tz
@@ -129,7 +131,7 @@ class RuleBrain:
         if turn.speaker_name and turn.speaker_name != self.bot_name:
             self.names.add(turn.speaker_name)
         self.notes.add_transcript_line(turn.speaker_name, raw, turn.wall_time)
-        addressed = strip_address(normalize(raw), self.bot_name)
+        addressed = self._bot.read(normalize(raw))
         ctx = Speaking(turn.speaker_name, self.names, turn.wall_time, self._tz,
                        addressed_to_bot=turn.addressed, utterance=raw)
         if not turn.addressed:
@@ -155,7 +157,7 @@ class RuleBrain:
                                             [d.timebox_s for d in drafts])
         self._take_notes(body, ctx)
 
-    def _respond(self, addressed: Addressed, ctx: Speaking) -> list[str]:
+    def _respond(self, addressed: Call, ctx: Speaking) -> list[str]:
         body = addressed.body
         now = self._clock()
         question = self._question

@@ -1,15 +1,14 @@
-"""Cleaning transcribed text before the rules read it.
+"""Cleaning transcribed text before anything reads it.
 
 Speech-to-text (tiny.en in particular) varies in case, punctuation, contractions and how it
-writes numbers; the rules should not care. Text is normalised once here: quotes, spacing,
+writes numbers; understanding should not care. Text is normalised once here: quotes, spacing,
 fiscal quarters ("queue three" -> "Q3"), contractions expanded ("I'll" -> "I will") so the
-patterns elsewhere need one spelling, and the bot's own name removed from the ends.
+readers elsewhere need one spelling.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from meetbot.meeting.matching import fix_quarters
 
@@ -43,52 +42,11 @@ def normalize(text: str) -> str:
     """One spelling for the rules: quotes, spaces, Q3, contractions expanded, "I" capitalised."""
     t = text.translate(_QUOTES)
     t = fix_quarters(t)
+    t = re.sub(r"\b(?:a\s+)?quarter\s+of\s+an\s+hour\b", "fifteen minutes", t, flags=re.I)
+    t = re.sub(r"\bthree\s+quarters\s+of\s+an\s+hour\b", "forty five minutes", t, flags=re.I)
     for pattern, repl in _CONTRACTIONS:
         t = pattern.sub(repl, t)
     return " ".join(t.split())
-
-
-_GREETING = (r"(?:hey|hi|hello|hiya|yo|ok|okay|so|um|uh|oh|and|alright|all right|right|well|"
-             r"good morning|good afternoon)")
-
-
-@dataclass(frozen=True)
-class Addressed:
-    body: str
-    """The text without the bot's name and the greeting before it."""
-    greeted: bool
-    """It opened with "hey"/"hi"/"hello" (a greeting, not just an address)."""
-    name_only: bool
-    """Nothing but the name ("Assistant?"): the speaker wants attention."""
-
-
-def name_pattern(bot_name: str) -> str:
-    """The bot's name as it may be transcribed ("assistant", "assistants", "assistance")."""
-    words = [re.escape(w) for w in bot_name.split()]
-    if not words:
-        return r"(?!)"
-    last = words[-1]
-    variants = [last, last + "s"]
-    if bot_name.lower().endswith("t"):
-        variants.append(last[:-1] + "ce")
-    return r"\s+".join([*words[:-1], "(?:" + "|".join(variants) + ")"])
-
-
-def strip_address(text: str, bot_name: str) -> Addressed:
-    """Remove "hey assistant," from the start and ", assistant?" from the end of ``text``."""
-    name = name_pattern(bot_name)
-    lead = re.compile(rf"^\s*((?:{_GREETING}[\s,!.]+)*)(?:{name})\b[\s,.:!?-]*", re.IGNORECASE)
-    trail = re.compile(rf"[\s,]+(?:{name})\s*([.?!]*)\s*$", re.IGNORECASE)
-    greeted = bool(re.match(r"^\s*(?:hey|hi|hello|hiya|good (?:morning|afternoon|evening))\b",
-                            text, re.IGNORECASE))
-    body = text
-    m = lead.match(body)
-    if m:
-        body = body[m.end():]
-    body = trail.sub(lambda mm: mm.group(1), body)
-    body = body.strip(" ,")
-    name_only = not re.search(r"\w", body)
-    return Addressed(body, greeted, name_only)
 
 
 def sentences(text: str) -> list[str]:
@@ -113,3 +71,11 @@ def join_words(items: list[str]) -> str:
     if len(items) == 1:
         return items[0]
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of ``text`` (apostrophes kept: "what's", "lee's")."""
+    return _WORD.findall(text.lower())
