@@ -21,7 +21,7 @@ README = BENCH_DIR / "README.md"
 PROJECT_README = BENCH_DIR.parent / "README.md"
 START = "<!-- results:start (written by python3 -m benchmarks.report) -->"
 END = "<!-- results:end -->"
-ORDER = ("latency", "cost", "capacity")
+ORDER = ("latency", "cost", "capacity", "language")
 
 
 def results_markdown(results_dir: Path = RESULTS_DIR) -> str:
@@ -88,6 +88,16 @@ def summary_markdown(results_dir: Path = RESULTS_DIR) -> str:
             rows.append(f"| memory per extra meeting ≤ 30 MB | {mb:.1f} MB (four-person "
                         f"meetings held on time, {held}) | {'yes' if mb <= 30 else 'no'} | "
                         f"{_when(capacity)} |")
+    language = _load(results_dir, "language")
+    if language is not None:
+        sc = language["scores"]
+        met = all((sc["intent_accuracy"] >= 0.97, sc["slot_exact_match"] >= 0.92,
+                   sc["false_call_rate"] <= 0.005))
+        rows.append(f"| language, frozen test split: intent accuracy ≥ 97 %, slot exact match "
+                    f"≥ 92 %, false calls ≤ 0.5 % | {sc['intent_accuracy'] * 100:.1f} %, "
+                    f"{sc['slot_exact_match'] * 100:.1f} %, {sc['false_call_rate'] * 100:.1f} % "
+                    f"({sc['utterances']} utterances) | {'yes' if met else 'no'} | "
+                    f"{_when(language)} |")
     note = f"\n\nMachine: {machine}." if machine else ""
     return "\n".join(rows) + note
 
