@@ -20,6 +20,8 @@ from meetbot.bot import BotSession
 from meetbot.config import BotConfig
 from meetbot.conversation import Conversation
 from meetbot.events import PCM16, Participant
+from meetbot.language.intents import shared_classifier
+from meetbot.language.reader import Reader
 from meetbot.metrics import LatencyLog
 from meetbot.scenario import Voice
 from meetbot.speech.base import SpeechError, SpeechToText, TextToSpeech
@@ -41,6 +43,8 @@ async def create_bot(room_url: str, config: BotConfig) -> BotSession:
     if config.persona == "echo":
         return bot
     stt, tts = _speech_engines(config)
+    # The intent classifier trains once per process (about a second): not on the event loop.
+    await asyncio.to_thread(shared_classifier)
     for engine, what in ((stt, "speech-to-text"), (tts, "text-to-speech")):
         load = getattr(engine, "load", None)
         if load is None:
@@ -90,7 +94,8 @@ def _attach_assistant(
         stt,
         tts,
         brain_impl,
-        Addressing(config.name, wake, config.follow_up_s),
+        Addressing(config.name, wake, config.follow_up_s,
+                   reader=Reader(config.name, wake_phrases=wake)),
         people_in_call=lambda: sum(1 for p in bot.people if p.kind != "bot"),
         someone_speaking=lambda: any(lis.speaking for lis in bot.participant_listeners.values()),
         latency=LatencyLog(config.latency_log),
