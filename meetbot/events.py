@@ -76,6 +76,13 @@ class Turn:
     ended_at: float
     wall_time: float
     """``time.time()`` when the utterance ended, for notes and resolving dates like "Friday"."""
+    amends: Turn | None = None
+    """The earlier turn this one continues: the speaker went on just as the bot began to
+    answer it ("Assistant, the agenda is the roadmap review." [pause] "The budget request and
+    hiring."). Then ``text`` is the whole utterance, both parts, and ``started_at`` the first
+    part's start. A brain undoes what it did for ``amends`` (notes, transcript) and handles this
+    turn's whole text instead (it may have done nothing for ``amends`` yet, if it was cut off
+    before it got that far); the bot stopped its answer to the first part."""
 
 
 @dataclass
