@@ -10,6 +10,10 @@ hangover for the rest. The usual hangover applies to a
 turn of one or two words ("Yes." is as often the start of "Yes, let's move on." as an
 answer), unless it names the bot: "Thanks, assistant." is done, "Hey assistant" (or what
 Whisper makes of it, "Hand assistant") is not.
+
+When a turn ended too early and its speaker goes on as the bot begins to answer, the two parts
+are one utterance (``meetbot.conversation``); ``is_reaction`` tells words said back to the
+answer ("Stop." / "Thanks.") from more of the turn.
 """
 
 from __future__ import annotations
@@ -82,3 +86,20 @@ def judge_turn_end(text: str, bot_names: tuple[str, ...] = ()) -> TurnEnd:
         return TurnEnd.COMPLETE
     return TurnEnd.CONTINUES if tokens[-1] in names else TurnEnd.UNSURE
 
+
+_REACTIONS = frozenset(
+    """
+    stop wait hold on quiet enough shush cancel never mind thanks thank you cheers
+    ok okay no nope sorry great perfect cool fine got it that's all right
+    """.split()
+)
+"""Words said back to someone who has begun to answer: to stop, thank or acknowledge them."""
+
+
+def is_reaction(text: str, bot_names: tuple[str, ...] = ()) -> bool:
+    """Whether ``text`` only reacts to an answer its speaker heard begin ("Stop." / "Thanks,
+    assistant." / "Okay, got it."), and so does not go on with the turn that answer is to: it
+    adds nothing to that turn ("The budget request and hiring." does)."""
+    names = {w for name in bot_names for w in words(name)}
+    tokens = [t for t in words(text) if t not in names]
+    return bool(tokens) and all(t in _REACTIONS for t in tokens)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from meetbot.turn_end import TurnEnd, judge_turn_end
+from meetbot.turn_end import TurnEnd, is_reaction, judge_turn_end
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,21 @@ from meetbot.turn_end import TurnEnd, judge_turn_end
 )
 def test_judge_turn_end(text: str, verdict: TurnEnd) -> None:
     assert judge_turn_end(text, ("assistant",)) is verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "reaction"),
+    [
+        ("Stop.", True),
+        ("Thanks, assistant.", True),
+        ("Okay, got it.", True),
+        ("Never mind.", True),
+        ("The budget request and hiring.", False),  # more of the turn being answered
+        ("No, the budget first.", False),  # a correction carries words of its own
+        ("And hiring.", False),
+        ("Assistant.", False),  # only the name: nothing said back
+        ("", False),
+    ],
+)
+def test_is_reaction(text: str, reaction: bool) -> None:
+    assert is_reaction(text, ("assistant",)) is reaction
