@@ -4,6 +4,12 @@ One ``Conversation`` per bot session. It transcribes every utterance (per speake
 brain see every turn (for notes) but speaks only when addressed or to keep time, streams the
 reply sentence by sentence so the first words go out before the rest is synthesized, stops the
 moment someone talks over it, and records what it actually said and how long each stage took.
+
+A turn can end too early: "Assistant, the agenda is the roadmap review." reads as finished at
+the pause, the bot begins to answer, and the speaker goes on ("The budget request and
+hiring."). The bot stops, as for any barge-in, and takes both parts as one utterance, as a
+person would: the brain gets one turn with the whole text that ``amends`` the first part, and
+never the continuation alone (see ``MEND_WINDOW_S``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from meetbot.events import SpeechStarted, Turn, TurnTiming, Utterance
 from meetbot.media.outbound import OUT_RATE, VoiceSource
 from meetbot.metrics import LatencyLog
 from meetbot.speech.base import SpeechError, SpeechToText, TextToSpeech, Transcript
-from meetbot.turn_end import TurnEnd, judge_turn_end
+from meetbot.turn_end import TurnEnd, is_reaction, judge_turn_end
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +41,18 @@ _ENDS_SENTENCE = re.compile(r"[.!?]\s*$")
 _FIRST_CHUNK_MIN_WORDS = 3
 _PAUSE_BEFORE_PROACTIVE_S = 0.8
 """The bot speaks on its own only after the room has been quiet this long."""
+MEND_WINDOW_S = 2.0
+"""Speech by the person the bot is answering that starts at most this long after the answer
+became audible (or at any time before it did) continues their turn, and the turn is mended.
+
+Why 2 s: the bot is audible about 0.4 s after a turn ends, so this allows a pause of up to
+about 2.4 s, more than the pauses people make inside a turn (mostly under a second; meetbot
+holds a turn left open, "... and", for 1.5 s). And 2 s of the bot is its stock
+acknowledgement ("Great!", about half a second, ready in advance) and a few words more:
+whoever speaks by then has not heard the answer and is not replying to it; they are still
+talking. Later, they have heard a good part of it, and what they say is a new turn (a
+barge-in, answered on its own). An answer heard to its end before the speaker goes on
+(a short one) leaves nothing to mend either: the speaker heard it out."""
 
 
 async def sentences(fragments: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -79,6 +97,33 @@ def _consume_exception(task: asyncio.Task[Transcript]) -> None:
 
 
 @dataclass
+class _Answering:
+    """The turn the bot last began to answer, kept to tell its speaker going on with it (the
+    turn is mended) from that speaker's next turn."""
+
+    turn: Turn
+    audible_at: float | None = None
+    """When the answer's first audio went out; None while none has (or if none ever did)."""
+    ended_at: float | None = None
+    """When the answer ended, played out or cut off; None while it goes on."""
+
+    def end(self, at: float, audible_at: float | None) -> None:
+        """The answer stopped at ``at`` (the first call says when; a barge-in calls at once,
+        the reply task again as it finishes)."""
+        if self.ended_at is None:
+            self.ended_at = at
+            self.audible_at = audible_at
+
+    def continued_by(self, speaker_id: str, started_at: float) -> bool:
+        """Whether speech by ``speaker_id`` from ``started_at`` goes on with this turn."""
+        if speaker_id != self.turn.speaker_id or started_at <= self.turn.ended_at:
+            return False
+        if self.ended_at is not None and started_at >= self.ended_at:
+            return False  # the answer was heard to its end first: this is a new turn
+        return self.audible_at is None or started_at <= self.audible_at + MEND_WINDOW_S
+
+
+@dataclass
 class _Reply:
     """A reply being spoken: its pieces and how many samples each took."""
 
@@ -86,6 +131,8 @@ class _Reply:
     to_speaker: str | None
     pieces: list[tuple[str, int]] = field(default_factory=list)
     interrupted: bool = False
+    answering: _Answering | None = None
+    """The turn this answers (None: the bot speaks on its own)."""
 
     def heard_text(self, played_samples: int) -> str:
         """What listeners actually heard, cut where playback stopped."""
@@ -164,6 +211,10 @@ class Conversation:
         with a call to the bot, and that call ("Hey assistant")."""
         self.interruptions: list[tuple[float, str]] = []
         """(monotonic time, heard text) of every barge-in."""
+        self._speech_starts: dict[str, float] = {}
+        """Per participant: when they last began to speak (VAD onset)."""
+        self._answering: _Answering | None = None
+        """The turn the bot last began to answer: its speaker may go on with it."""
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -197,12 +248,20 @@ class Conversation:
     # ---- hearing ---------------------------------------------------------------------------
 
     def on_speech_start(self, event: SpeechStarted) -> None:
-        """Barge-in: someone talks while the bot speaks -> stop now, remember what was heard."""
+        """Barge-in: someone talks while the bot speaks -> stop now, remember what was heard.
+
+        The person the bot is answering going on at once is a barge-in too: their turn ended
+        too early, and their next utterance is taken with it (``_take_turn``)."""
+        self._speech_starts[event.participant_id] = event.at
         # A reply in progress counts even while its next sentence is still being synthesized
         # and nothing is queued: it would start playing over the person otherwise.
         if self._current is None:
             return
         reply = self._current
+        if reply.answering is not None:
+            # Now, not when the reply task gets round to it: the speaker's next utterance
+            # may be judged (continuation or not) before then.
+            reply.answering.end(time.monotonic(), self._voice.first_sent_at(reply.tag))
         self._voice.flush()
         reply.interrupted = True
         log.info("%s interrupted the bot; stopped speaking", event.participant_name)
@@ -243,7 +302,7 @@ class Conversation:
             return
         if not self._addressing.would_address(
             draft.participant_id, text, self._people_in_call(), draft.started_at
-        ):
+        ) and self._continued(draft, text) is None:
             return
         if self._end_turn(draft.participant_id, draft.revision):
             log.debug("%s's turn ended at the pause: %r", draft.participant_name, text)
@@ -315,15 +374,46 @@ class Conversation:
         task = asyncio.get_running_loop().create_task(expire(), name="held-turn")
         self._held[utterance.participant_id] = (utterance, text, task)
 
+    def _continued(self, utterance: Utterance, text: str) -> Turn | None:
+        """The turn that ``utterance`` (which says ``text``) goes on with, if its speaker went
+        on just as the bot began to answer it (see ``MEND_WINDOW_S``); None for a turn of its
+        own. Words said back to an answer the speaker heard begin do not go on with the turn:
+        a new call ("Assistant, wait.") or a reaction ("Stop." / "Thanks.")."""
+        answering = self._answering
+        if answering is None or not answering.continued_by(
+            utterance.participant_id, utterance.started_at
+        ):
+            return None
+        heard = answering.audible_at is not None and answering.audible_at < utterance.started_at
+        if heard and (
+            self._addressing.leading_call(text) is not None
+            or is_reaction(text, (self._bot_name,))
+        ):
+            return None
+        return answering.turn
+
+    def _went_on(self, speaker_id: str, since: float) -> bool:
+        """Whether ``speaker_id`` began to speak again after ``since`` (their turn's end)."""
+        return self._speech_starts.get(speaker_id, since) > since
+
     async def _take_turn(self, utterance: Utterance, text: str, timing: TurnTiming) -> None:
+        first = self._continued(utterance, text)
+        line = text
+        if first is not None:
+            # One utterance, as the speaker meant it: the brain gets the whole of it, and the
+            # caption only the new words (the first part's line is out already; holding every
+            # line back until no continuation can come would delay all captions by seconds).
+            text = f"{first.text} {text}"
+            utterance = dataclasses.replace(utterance, started_at=first.started_at)
         timing.text = text
         # A follow-up counts if it *began* inside the window, however long it then took.
         addressed = self._addressing.decide(
             utterance.participant_id, text, self._people_in_call(), utterance.started_at
-        )
-        log.info("%s%s: %s", utterance.participant_name, " (to bot)" if addressed else "", text)
+        ) or first is not None
+        log.info("%s%s%s: %s", utterance.participant_name, " (to bot)" if addressed else "",
+                 " (goes on)" if first is not None else "", text)
         if self._on_line is not None:
-            self._on_line(utterance.participant_name, text, False)
+            self._on_line(utterance.participant_name, line, False)
         turn = Turn(
             speaker_id=utterance.participant_id,
             speaker_name=utterance.participant_name,
@@ -332,14 +422,20 @@ class Conversation:
             started_at=utterance.started_at,
             ended_at=utterance.ended_at,
             wall_time=time.time() - (time.monotonic() - utterance.ended_at),
+            amends=first,
         )
         if not addressed:
             await self._listen_only(turn)
             return
         await self._stop_reply()
-        self._reply_task = asyncio.get_running_loop().create_task(
-            self._reply(turn, timing), name=f"reply:{self._turns}"
+        answering = _Answering(turn)
+        self._answering = answering
+        task = asyncio.get_running_loop().create_task(
+            self._reply(turn, timing, answering), name=f"reply:{self._turns}"
         )
+        # Also for a reply cancelled before it began (it never reaches ``_finish``).
+        task.add_done_callback(lambda _: answering.end(time.monotonic(), None))
+        self._reply_task = task
 
     async def _listen_only(self, turn: Turn) -> None:
         """The brain takes notes from a turn not meant for the bot; nothing is said."""
@@ -360,18 +456,29 @@ class Conversation:
             self._speak(one(), None, timing, record_latency=False), name="say"
         )
 
-    async def _reply(self, turn: Turn, timing: TurnTiming) -> None:
-        await self._speak(self._brain.reply(turn), turn.speaker_id, timing, record_latency=True)
+    async def _reply(self, turn: Turn, timing: TurnTiming, answering: _Answering) -> None:
+        await self._speak(self._brain.reply(turn), turn.speaker_id, timing, record_latency=True,
+                          answering=answering)
 
     async def _speak(self, fragments: AsyncIterator[str], to_speaker: str | None,
-                     timing: TurnTiming, record_latency: bool) -> None:
+                     timing: TurnTiming, record_latency: bool,
+                     answering: _Answering | None = None) -> None:
+        """Say ``fragments``, sentence by sentence. Answering a turn, stop before the next
+        sentence if its speaker went on since it ended: the barge-in that the answer would
+        have met had it already been playing when they did."""
         self._turns += 1
-        reply = _Reply(tag=f"turn{self._turns}", to_speaker=to_speaker)
+        reply = _Reply(tag=f"turn{self._turns}", to_speaker=to_speaker, answering=answering)
         self._current = reply
         if self._on_speaking is not None:
             self._on_speaking(True)
         try:
             async for sentence in sentences(fragments):
+                if answering is not None and self._went_on(
+                    answering.turn.speaker_id, answering.turn.ended_at
+                ):
+                    reply.interrupted = True
+                    log.info("the speaker went on before the bot answered; not answering")
+                    break
                 if timing.first_reply_text is None:
                     timing.first_reply_text = time.monotonic()
                 samples = 0
@@ -399,6 +506,8 @@ class Conversation:
 
     def _finish(self, reply: _Reply, timing: TurnTiming, record_latency: bool) -> None:
         timing.first_audio_sent = self._voice.first_sent_at(reply.tag)
+        if reply.answering is not None:
+            reply.answering.end(time.monotonic(), timing.first_audio_sent)
         played = self._voice.finish_tag(reply.tag).played_samples
         said = reply.heard_text(played) if reply.interrupted else reply.full_text
         if self._current is reply:

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +16,15 @@ import pytest
 
 from meetbot.bot import BotSession
 from meetbot.config import BotConfig, SpeechConfig
-from meetbot.conversation import Conversation
-from meetbot.events import PCM16, STT_SAMPLE_RATE, Utterance
+from meetbot.conversation import MEND_WINDOW_S, Conversation
+from meetbot.events import PCM16, STT_SAMPLE_RATE, SpeechStarted, Turn, Utterance
 from meetbot.media.outbound import VoiceSource
 from meetbot.runner import ScenarioRunner
 from meetbot.scenario import parse_scenario
 from meetbot.session import create_bot, scenario_ears, scenario_voices
 from meetbot.simulate import SimulatedParticipant
 from meetbot.speech.audio import resample
+from meetbot.speech.base import Transcript
 from meetbot.speech.local_tts import PiperTTS
 from signaling.server import RunningServer
 
@@ -328,3 +330,193 @@ async def test_a_call_heard_at_a_pause_is_kept_when_the_whole_utterance_loses_it
     finally:
         await conversation.close()
         await voice.stop()
+
+
+# ---- a turn ended too early is mended ----------------------------------------------------------
+
+
+class _Ears:
+    """Speech-to-text that hears what each test clip stands for (clips differ in length)."""
+
+    def __init__(self) -> None:
+        self._texts: dict[int, str] = {}
+
+    def clip(self, text: str) -> PCM16:
+        pcm = np.zeros(STT_SAMPLE_RATE + 160 * len(self._texts), np.int16)
+        self._texts[len(pcm)] = text
+        return pcm
+
+    async def transcribe(self, pcm: PCM16) -> Transcript:
+        return Transcript(self._texts[len(pcm)])
+
+
+class _Voice:
+    """Text-to-speech of 0.4 s of a quiet tone per sentence: real-time playback, no model."""
+
+    sample_rate = STT_SAMPLE_RATE
+
+    async def synthesize(self, text: str) -> AsyncIterator[PCM16]:
+        t = np.arange(int(0.4 * self.sample_rate)) / self.sample_rate
+        yield (3000 * np.sin(2 * np.pi * 220 * t)).astype(np.int16)
+
+
+class _Watch:
+    """What a conversation did, and a way to wait until it has done something."""
+
+    def __init__(self) -> None:
+        self.turns: list[Turn] = []
+        self.lines: list[tuple[str, str, bool]] = []
+        self.progress: list[str] = []
+        self.speaking = False
+        self.sentences = 3
+        """How many sentences the brain answers with."""
+        self._changed = asyncio.Condition()
+
+    def _notify(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+
+    async def until(self, what: Callable[[], bool], within_s: float = 5.0) -> None:
+        async def wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(what)
+
+        await asyncio.wait_for(wait(), within_s)
+
+    # the brain: records every turn; answers an addressed one, "Great!" first
+    async def reply(self, turn: Turn) -> AsyncIterator[str]:
+        self.turns.append(turn)
+        self._notify()
+        if turn.addressed:
+            answer = ["Great!", f"Noted: {turn.text}", *["That is all."] * 8]
+            for sentence in answer[: self.sentences]:
+                yield sentence
+
+    async def proactive(self, now: float) -> str | None:
+        return None
+
+    def line(self, name: str, text: str, is_bot: bool) -> None:
+        self.lines.append((name, text, is_bot))
+        self._notify()
+
+    def said(self, text: str) -> None:
+        self.progress.append(text)
+        self._notify()
+
+    def speaks(self, on: bool) -> None:
+        self.speaking = on
+        self._notify()
+
+    def people_said(self) -> list[str]:
+        return [text for _, text, is_bot in self.lines if not is_bot]
+
+    def bot_said(self) -> list[str]:
+        return [text for _, text, is_bot in self.lines if is_bot]
+
+
+FIRST = "Assistant, the agenda is the roadmap review."
+REST = "The budget request and hiring."
+
+
+@contextlib.asynccontextmanager
+async def _mending_call() -> AsyncIterator[tuple[Conversation, _Watch, _Ears]]:
+    """A conversation in a three-person call (addressing applies) with a recording brain."""
+    from meetbot.addressing import Addressing
+
+    watch, ears, voice = _Watch(), _Ears(), VoiceSource()
+    voice.start()
+    conversation = Conversation(
+        voice, ears, _Voice(), watch, Addressing("assistant"), people_in_call=lambda: 3,
+        someone_speaking=lambda: False, on_line=watch.line, on_speaking=watch.speaks,
+        on_reply_progress=watch.said,
+    )
+    conversation.start()
+    try:
+        yield conversation, watch, ears
+    finally:
+        await conversation.close()
+        await voice.stop()
+
+
+def _said(who: str, pcm: PCM16, start: float, end: float) -> Utterance:
+    return Utterance(who.lower(), who, start, end, end + 0.1, pcm)
+
+
+def _starts(who: str, at: float) -> SpeechStarted:
+    return SpeechStarted(who.lower(), who, at)
+
+
+async def test_the_speaker_going_on_as_the_bot_answers_mends_the_turn() -> None:
+    """The bot began to answer "... the roadmap review." and Dana went on: it stops, and the
+    brain gets the whole request as one turn that amends the first part; the continuation is
+    never answered alone, and the captions show each part once."""
+    async with _mending_call() as (conversation, watch, ears):
+        now = time.monotonic()
+        await conversation.on_utterance(_said("Dana", ears.clip(FIRST), now - 3, now - 0.3))
+        await watch.until(lambda: bool(watch.progress))  # "Great!" is going out
+        went_on = time.monotonic()
+        conversation.on_speech_start(_starts("Dana", went_on))
+        await conversation.on_utterance(_said("Dana", ears.clip(REST), went_on, went_on + 1.5))
+        await watch.until(lambda: len(watch.turns) == 2 and len(watch.bot_said()) == 2)
+        first, mended = watch.turns
+        assert first.text == FIRST and first.amends is None
+        assert mended.amends is first
+        assert mended.text == f"{FIRST} {REST}"
+        assert mended.started_at == first.started_at and mended.addressed
+        assert mended.ended_at == pytest.approx(went_on + 1.5)
+        # The answer to the first part was cut off; the one answer given is to the whole.
+        cut, answer = watch.bot_said()
+        assert cut.endswith("…") and "That is all." not in cut, cut
+        assert conversation.interruptions and conversation.interruptions[-1][1] == cut
+        assert REST in answer and FIRST in answer, answer
+        assert watch.people_said() == [FIRST, REST]
+
+
+async def test_the_speaker_going_on_before_the_bot_answers_mends_the_turn() -> None:
+    """Dana went on while her first part was still being transcribed: the bot says nothing
+    to that part (it would talk over her) and takes it with what she goes on to say."""
+    async with _mending_call() as (conversation, watch, ears):
+        now = time.monotonic()
+        conversation.on_speech_start(_starts("Dana", now))
+        await conversation.on_utterance(_said("Dana", ears.clip(FIRST), now - 3, now - 0.5))
+        await watch.until(lambda: len(watch.turns) == 1 and not conversation.speaking)
+        assert not watch.bot_said()
+        await conversation.on_utterance(_said("Dana", ears.clip(REST), now, now + 1.5))
+        await watch.until(lambda: len(watch.bot_said()) == 1)
+        first, mended = watch.turns
+        assert mended.amends is first and mended.text == f"{FIRST} {REST}"
+        assert REST in watch.bot_said()[0]
+        assert not conversation.interruptions
+
+
+@pytest.mark.parametrize(
+    "case", ["someone else", "after 2 s of the answer", "after the answer", "a reaction"]
+)
+async def test_a_new_turn_is_not_taken_for_a_continuation(case: str) -> None:
+    """Only the person being answered goes on with their turn, and only at once, with more
+    to say: Lee talking over the bot, Dana once she has heard 2 s of the answer or all of a
+    short one, or her "Stop." as it begins, are turns of their own."""
+    async with _mending_call() as (conversation, watch, ears):
+        watch.sentences = {"after 2 s of the answer": 10, "after the answer": 1}.get(case, 3)
+        now = time.monotonic()
+        await conversation.on_utterance(_said("Dana", ears.clip(FIRST), now - 3, now - 0.3))
+        await watch.until(lambda: bool(watch.progress))  # "Great!" is queued to go out
+        if case == "after 2 s of the answer":
+            await asyncio.sleep(MEND_WINDOW_S + 0.3)  # time passing is what is tested
+            assert conversation.speaking
+        elif case == "after the answer":
+            await watch.until(lambda: len(watch.bot_said()) == 1)  # "Great!", all of it
+        elif case == "a reaction":
+            await asyncio.sleep(0.1)  # heard: the first frame goes out 20 ms after queueing
+        who = "Lee" if case == "someone else" else "Dana"
+        text = "Stop." if case == "a reaction" else REST
+        went_on = time.monotonic()
+        conversation.on_speech_start(_starts(who, went_on))
+        await conversation.on_utterance(_said(who, ears.clip(text), went_on, went_on + 1.5))
+        await watch.until(lambda: len(watch.turns) == 2)
+        assert watch.turns[1].amends is None and watch.turns[1].text == text
+        if case != "after the answer":
+            assert watch.bot_said()[0].endswith("…")  # stopped, as for any barge-in
