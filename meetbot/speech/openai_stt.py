@@ -9,6 +9,7 @@ retried transcription answers too late to be useful in a live conversation.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import numpy as np
 import openai
@@ -63,6 +64,10 @@ class OpenAISTT:
             max_retries=max_retries,
         )
         self.endpoint = f"{str(self._client.base_url).rstrip('/')}/audio/transcriptions"
+
+    def set_vocabulary(self, words: Sequence[str]) -> None:
+        """Does nothing: what a remote service does with a prompt is unknown (OpenAI's takes
+        one, compatible servers may ignore or reject it), so the request stays as it is."""
 
     async def transcribe(self, pcm: PCM16) -> Transcript:
         """Uploads one utterance (int16 mono, 16 kHz) and returns the service's text."""
