@@ -8,7 +8,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -348,6 +348,9 @@ class _Ears:
 
     async def transcribe(self, pcm: PCM16) -> Transcript:
         return Transcript(self._texts[len(pcm)])
+
+    def set_vocabulary(self, words: Sequence[str]) -> None:
+        pass
 
 
 class _Voice:
