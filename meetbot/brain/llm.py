@@ -1,41 +1,92 @@
 """The optional LLM brain: any OpenAI-compatible chat endpoint, with the notes as tools.
 
 It answers addressed turns with a streamed chat completion that sees the meeting state (agenda,
-time left, action items, decisions, recent transcript) and may call the same notes operations
-the rule brain uses. Everything else stays with the rule brain: it listens to every turn for
-notes, keeps time, and takes over a turn whenever the endpoint errors or has not started
-answering by ``deadline_s`` — the meeting never stalls on a slow model.
+time left, action items, decisions, recent transcript) and changes the notes with the same
+operations the rule brain uses. The rule brain keeps time and takes over a turn whenever the
+endpoint errors or has not started answering by ``deadline_s`` — the meeting never stalls on a
+slow model.
+
+Two ways of talking to the model (``protocol``):
+
+- ``"tools"``: the notes operations are function tools and the model calls them (streamed tool
+  calls, up to a few rounds). What a hosted model does best.
+- ``"json"``: the model answers one JSON object ``{"ops": [...], "say": "..."}`` constrained by
+  a JSON schema (``response_format``), and ``say`` is spoken as it streams. For small local
+  models and servers whose chat template has no tool calling (llama-cpp-python's server with
+  Gemma: its ``gemma`` chat format drops system and tool messages, and tool calls only exist
+  under ``chatml-function-calling``). It uses only user and assistant messages, so no template
+  can drop the instructions, and a few worked examples, which tiny models need.
+
+Talk not meant for the bot goes to :class:`~meetbot.brain.llm_listener.LLMListener`, which
+takes notes from it with the same model in the background (see there for who writes what).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import openai
 
 from meetbot.brain.rules import RuleBrain
 from meetbot.config import BrainConfig
 from meetbot.events import Turn
+from meetbot.meeting.matching import content_words
 from meetbot.meeting.notes import MeetingNotes, NotesHolder
-from meetbot.meeting.tools import NOTES_TOOLS, run_tool
+from meetbot.meeting.tools import NOTES_TOOLS, ToolResult, run_tool
+
+if TYPE_CHECKING:
+    from meetbot.brain.llm_listener import LLMListener
 
 log = logging.getLogger(__name__)
 
+Protocol = Literal["tools", "json"]
+PROTOCOLS: Final = ("tools", "json")
+
 _MAX_TOOL_ROUNDS = 3
 _TRANSCRIPT_LINES = 20
+_JSON_MAX_TOKENS = 200
+"""A JSON reply is an op or two and a sentence or two; a runaway string is cut here."""
+_MAX_OPS = 6
+_DUPLICATE_OVERLAP = 0.6
+"""Share of content words two entries must have in common to be the same entry."""
 
 SYSTEM_PROMPT = """You are {name}, a voice assistant taking part in a meeting. You keep the \
 agenda and the time, and record action items (what, owner, due) and decisions using the tools. \
 Your replies are spoken aloud: answer in one to three short, natural sentences, no lists, no \
 markdown. Confirm briefly what you wrote down."""
 
+JSON_PROMPT = """You are {name}, the voice assistant of a meeting. You keep the agenda and \
+write down action items (what, owner, due), decisions and notes. Answer the last line, which \
+was said to you, with one JSON object: "ops" are the changes to the notes that it asks for \
+([] when none), "say" is your spoken reply in one or two short sentences.
 
-def chat_tools() -> list[dict[str, Any]]:
+"""
+
+_JSON_EXAMPLES: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
+    ("Meeting: weekly sync\nAgenda: empty\n\nSam: Assistant, add the budget and hiring to the "
+     "agenda.",
+     {"ops": [{"op": "add_agenda_items", "titles": ["budget", "hiring"]}],
+      "say": "I added the budget and hiring to the agenda."}),
+    ("Meeting: weekly sync\nAgenda:\n- [item-1] budget (pending)\n- [item-2] hiring (pending)"
+     "\n\nKim: Assistant, I will send the report by Friday.",
+     {"ops": [{"op": "add_action_item", "text": "send the report", "owner": "Kim",
+               "due_text": "Friday"}],
+      "say": "Noted: Kim will send the report by Friday."}),
+    ("Meeting: weekly sync\nAgenda:\n- [item-1] budget (pending)\n- [item-2] hiring (pending)"
+     "\nAction [action-1] (open): Kim: send the report, due Friday"
+     "\n\nSam: Assistant, what are the action items?",
+     {"ops": [], "say": "Kim will send the report by Friday."}),
+)
+
+
+def chat_tools(exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The notes tools in the chat-completions format."""
     return [
         {
@@ -47,10 +98,53 @@ def chat_tools() -> list[dict[str, Any]]:
             },
         }
         for t in NOTES_TOOLS
+        if t["name"] not in exclude
     ]
 
 
-def meeting_state(notes: MeetingNotes, time_left_s: float | None) -> str:
+def ops_schema() -> dict[str, Any]:
+    """JSON schema of a list of notes operations: each tool's arguments plus ``"op"``.
+
+    ``get_notes`` is left out: in the JSON protocol the notes are in the prompt already.
+    """
+    ops = []
+    for tool in NOTES_TOOLS:
+        if tool["name"] == "get_notes":
+            continue
+        params = tool["parameters"]
+        ops.append({
+            "type": "object",
+            "properties": {"op": {"const": tool["name"]}, **params["properties"]},
+            "required": ["op", *params["required"]],
+            "additionalProperties": False,
+        })
+    return {"type": "array", "items": {"anyOf": ops}, "maxItems": _MAX_OPS}
+
+
+def reply_schema() -> dict[str, Any]:
+    """The JSON protocol's answer to an addressed turn: the notes changes, then the speech.
+
+    ``ops`` comes first so the reply is said knowing what was written down.
+    """
+    return {
+        "type": "object",
+        "properties": {"ops": ops_schema(), "say": {"type": "string", "maxLength": 400}},
+        "required": ["ops", "say"],
+        "additionalProperties": False,
+    }
+
+
+def json_response_format(schema: dict[str, Any]) -> dict[str, Any]:
+    """``response_format`` asking for JSON that follows ``schema``.
+
+    The ``json_object`` type with a ``schema`` key is what llama-cpp-python's server (and
+    llama.cpp's) turn into a grammar; it has no ``json_schema`` type.
+    """
+    return {"type": "json_object", "schema": schema}
+
+
+def meeting_state(notes: MeetingNotes, time_left_s: float | None,
+                  transcript_lines: int = _TRANSCRIPT_LINES) -> str:
     """What the model needs to know about the meeting right now, as compact text."""
     lines = [f"Meeting: {notes.title or notes.room}"]
     if notes.agenda:
@@ -70,11 +164,92 @@ def meeting_state(notes: MeetingNotes, time_left_s: float | None) -> str:
         lines.append(f"Action [{a.id}] ({a.status}): {a.owner or 'no owner'}: {a.text}{due}")
     for d in notes.decisions:
         lines.append(f"Decision: {d.text}")
-    recent = notes.transcript[-_TRANSCRIPT_LINES:]
+    recent = notes.transcript[-transcript_lines:] if transcript_lines > 0 else []
     if recent:
         lines.append("Recent transcript:")
         lines += [f"{t.speaker}: {t.text}" for t in recent]
     return "\n".join(lines)
+
+
+def run_tool_once(notes: MeetingNotes, name: str, arguments: str, *, speaker: str = "",
+                  wall_time: float | None = None) -> ToolResult:
+    """:func:`run_tool`, except that an entry the notes already have is not added again.
+
+    Two writers take notes from the same words — the model answering a turn, the listener's
+    batch of the talk before it, the rule brain standing in for either — so an action item,
+    decision or note with the same owner and nearly the same words counts as written.
+    """
+    if name in ("add_action_item", "add_decision", "add_note"):
+        try:
+            args = json.loads(arguments) if arguments.strip() else {}
+        except ValueError:
+            args = None
+        if isinstance(args, dict) and (existing := _existing_entry(notes, name, args)):
+            return ToolResult(json.dumps({"ok": True, "already_noted": existing}), True)
+    return run_tool(notes, name, arguments, speaker=speaker, wall_time=wall_time)
+
+
+def _existing_entry(notes: MeetingNotes, name: str, args: dict[str, Any]) -> str | None:
+    text = args.get("text")
+    if not isinstance(text, str):
+        return None
+    if name == "add_action_item":
+        owner = str(args.get("owner") or "").strip().lower()
+        for a in notes.action_items:
+            same_owner = not owner or not a.owner or a.owner.lower() == owner
+            if same_owner and _same_words(a.text, text):
+                return a.id
+        return None
+    entries = notes.decisions if name == "add_decision" else notes.notes
+    return next((e.id for e in entries if _same_words(e.text, text)), None)
+
+
+def _same_words(a: str, b: str) -> bool:
+    wa, wb = set(content_words(a)), set(content_words(b))
+    if not wa or not wb:
+        return a.strip().lower() == b.strip().lower()
+    return len(wa & wb) / len(wa | wb) >= _DUPLICATE_OVERLAP
+
+
+def run_ops(notes: MeetingNotes, ops: object, *, speaker: str = "",
+            wall_time: float | None = None) -> list[ToolResult]:
+    """Apply the JSON protocol's ``ops`` (each a tool's arguments plus ``"op"``); never raises."""
+    results: list[ToolResult] = []
+    if not isinstance(ops, list):
+        return results
+    for op in ops[:_MAX_OPS]:
+        if not isinstance(op, dict) or not isinstance(op.get("op"), str):
+            continue
+        args = {k: v for k, v in op.items() if k != "op"}
+        result = run_tool_once(notes, op["op"], json.dumps(args), speaker=speaker,
+                               wall_time=wall_time)
+        log.info("LLM op %s -> %s", op["op"], "ok" if result.ok else result.output)
+        results.append(result)
+    return results
+
+
+async def open_stream(client: openai.AsyncOpenAI, **request: Any) -> Any:
+    """A streamed chat completion. The request is plain JSON-like values (the wire format),
+    which the SDK's typed overloads do not describe; the stream is read duck-typed."""
+    create: Any = client.chat.completions.create
+    return await create(stream=True, **request)
+
+
+def json_messages(instructions: str, examples: Sequence[tuple[str, dict[str, Any]]],
+                  question: str) -> list[dict[str, Any]]:
+    """User and assistant messages only: instructions, worked examples, then ``question``.
+
+    The instructions ride in the first user message (Gemma's templates have no system role;
+    llama-cpp-python's drops it). The fixed part comes first so a local server reuses its
+    cache of it from one request to the next.
+    """
+    messages: list[dict[str, Any]] = []
+    for k, (said, answer) in enumerate(examples):
+        messages.append({"role": "user", "content": (instructions if k == 0 else "") + said})
+        messages.append({"role": "assistant", "content": json.dumps(answer)})
+    prefix = instructions if not examples else ""
+    messages.append({"role": "user", "content": prefix + question})
+    return messages
 
 
 @dataclass
@@ -94,39 +269,109 @@ class LLMBrain:
         fallback: RuleBrain,
         bot_name: str = "assistant",
         client: openai.AsyncOpenAI | None = None,
+        *,
+        protocol: str = "tools",
+        listen: bool = True,
+        listen_batch_lines: int = 3,
+        listen_wait_s: float = 3.0,
+        listen_deadline_s: float | None = None,
     ) -> None:
+        """``protocol``: ``"tools"`` or ``"json"`` (see the module). With ``listen`` the
+        model also takes the notes of talk not meant for the bot, in batches of
+        ``listen_batch_lines`` lines or after ``listen_wait_s``; a batch without an answer by
+        ``listen_deadline_s`` (default: three times ``config.deadline_s``) goes to the rule
+        brain. Without it the rule brain takes those notes, as it does with no model."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown LLM protocol {protocol!r} (one of {', '.join(PROTOCOLS)})")
         self._config = config
         self._store = store
         self._fallback = fallback
         self._bot_name = bot_name
+        self.protocol: Protocol = "json" if protocol == "json" else "tools"
         self._client = client or openai.AsyncOpenAI(
             base_url=config.base_url, api_key=config.api_key or "not-needed", max_retries=0,
             timeout=max(config.deadline_s * 4, 10.0),
         )
         self.fallbacks = 0
         """Turns the rule brain answered because the model failed or was too slow."""
+        self.listener: LLMListener | None = None
+        if listen:
+            from meetbot.brain.llm_listener import LLMListener
+
+            self.listener = LLMListener(
+                self._client, config.model, store, fallback, bot_name=bot_name,
+                protocol=self.protocol, batch_lines=listen_batch_lines, wait_s=listen_wait_s,
+                deadline_s=listen_deadline_s or config.deadline_s * 3,
+            )
 
     async def reply(self, turn: Turn) -> AsyncGenerator[str, None]:
         if not turn.addressed:
+            if self.listener is not None:
+                self.listener.hear(turn)  # returns at once: the model reads it in the back
+                return
             async for text in self._fallback.reply(turn):  # notes only; yields nothing
                 yield text
             return
+        listener = self.listener
+        if listener is None:
+            async for text in self._answer(turn, []):
+                yield text
+            return
+        # The talk the listener has not written down yet goes with this turn (the model
+        # notes it while answering), and no batch competes with the reply for the model.
+        with listener.hold() as earlier:
+            async for text in self._answer(turn, earlier):
+                yield text
+
+    async def _answer(self, turn: Turn, earlier: list[Turn]) -> AsyncIterator[str]:
         notes = self._store.notes
         time_left = self._fallback.timekeeper.remaining(time.monotonic())
+        answer = self._json_answer if self.protocol == "json" else self._tools_answer
+        started = False
+        try:
+            async for text in answer(turn, earlier, notes, time_left):
+                started = True
+                yield text
+        except _NoAnswer as exc:
+            if started:  # pragma: no cover - _NoAnswer is only raised before the first text
+                return
+            self.fallbacks += 1
+            log.warning("LLM brain unavailable for this turn (%s); the rule brain answers",
+                        _describe(exc.cause))
+            if earlier and self.listener is not None:
+                self.listener.rules_take(earlier)
+            async for text in self._fallback.reply(turn):
+                yield text
+
+    async def proactive(self, now: float) -> str | None:
+        return await self._fallback.proactive(now)
+
+    def add_participant(self, name: str) -> None:
+        self._fallback.add_participant(name)
+        if self.listener is not None:
+            self.listener.add_participant(name)
+
+    async def close(self) -> None:
+        """Write down what the listener still holds (before the notes are closed)."""
+        if self.listener is not None:
+            await self.listener.close()
+
+    # ---- the tools protocol ----------------------------------------------------------------
+
+    async def _tools_answer(self, turn: Turn, earlier: list[Turn], notes: MeetingNotes,
+                            time_left: float | None) -> AsyncIterator[str]:
+        said = f"{turn.speaker_name}: {turn.text}"
+        if earlier:
+            said = (_earlier_text(earlier) + "\n\nNow, said to you:\n" + said)
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": SYSTEM_PROMPT.format(name=self._bot_name)},
             {"role": "system", "content": meeting_state(notes, time_left)},
-            {"role": "user", "content": f"{turn.speaker_name}: {turn.text}"},
+            {"role": "user", "content": said},
         ]
         try:
             stream = await asyncio.wait_for(self._first_round(messages), self._config.deadline_s)
         except (TimeoutError, openai.OpenAIError, ValueError) as exc:
-            self.fallbacks += 1
-            log.warning("LLM brain unavailable for this turn (%s); the rule brain answers",
-                        _describe(exc))
-            async for text in self._fallback.reply(turn):
-                yield text
-            return
+            raise _NoAnswer(exc) from exc
         notes.add_transcript_line(turn.speaker_name, turn.text, turn.wall_time)
         try:
             async for text in self._rounds(stream, messages, turn):
@@ -134,21 +379,12 @@ class LLMBrain:
         except (TimeoutError, openai.OpenAIError) as exc:
             log.warning("LLM brain failed mid-reply: %s", _describe(exc))
 
-    async def proactive(self, now: float) -> str | None:
-        return await self._fallback.proactive(now)
-
-    def add_participant(self, name: str) -> None:
-        self._fallback.add_participant(name)
-
-    # ---- the model conversation ------------------------------------------------------------
-
     async def _first_round(self, messages: list[dict[str, Any]]) -> _Stream:
         """Open the stream and wait for its first useful chunk (the deadline covers both)."""
-        stream = _Stream(await self._client.chat.completions.create(
-            model=self._config.model,
-            messages=messages,  # type: ignore[arg-type]  # plain dicts are the wire format
-            tools=chat_tools(),  # type: ignore[arg-type]
-            stream=True,
+        stream = _Stream(await open_stream(
+            self._client, model=self._config.model, messages=messages, tools=chat_tools(),
+            # Explicit: llama-cpp-python's chatml-function-calling ignores tools without it.
+            tool_choice="auto",
         ))
         await stream.prime()
         return stream
@@ -172,11 +408,66 @@ class LLMBrain:
                 ],
             })
             for c in calls:
-                result = run_tool(self._store.notes, c.name, "".join(c.arguments),
-                                  speaker=turn.speaker_name, wall_time=turn.wall_time)
+                result = run_tool_once(self._store.notes, c.name, "".join(c.arguments),
+                                       speaker=turn.speaker_name, wall_time=turn.wall_time)
                 log.info("LLM tool %s -> %s", c.name, "ok" if result.ok else result.output)
                 messages.append({"role": "tool", "tool_call_id": c.id, "content": result.output})
             stream = await self._first_round(messages)
+
+    # ---- the JSON protocol -----------------------------------------------------------------
+
+    async def _json_answer(self, turn: Turn, earlier: list[Turn], notes: MeetingNotes,
+                           time_left: float | None) -> AsyncIterator[str]:
+        question = meeting_state(notes, time_left, transcript_lines=6)
+        if earlier:
+            question += "\n\n" + _earlier_text(earlier)
+        question += f"\n\n{turn.speaker_name}: {turn.text}"
+        messages = json_messages(JSON_PROMPT.format(name=self._bot_name), _JSON_EXAMPLES,
+                                 question)
+        reply = _JsonReply()
+        try:
+            await asyncio.wait_for(self._open_json(messages, reply), self._config.deadline_s)
+        except (TimeoutError, openai.OpenAIError, ValueError) as exc:
+            await reply.aclose()
+            raise _NoAnswer(exc) from exc
+        notes.add_transcript_line(turn.speaker_name, turn.text, turn.wall_time)
+        try:
+            async for text in reply.say_text():
+                yield text
+        except (TimeoutError, openai.OpenAIError) as exc:
+            log.warning("LLM brain failed mid-reply: %s", _describe(exc))
+            return
+        finally:
+            await reply.aclose()
+        answer = reply.parsed()
+        if answer is None:
+            log.warning("LLM reply was not the JSON asked for: %.200r", reply.raw)
+            return
+        # Earlier lines' ops name their own speakers; the rest are the caller's.
+        run_ops(self._store.notes, answer.get("ops"), speaker=turn.speaker_name,
+                wall_time=turn.wall_time)
+
+    async def _open_json(self, messages: list[dict[str, Any]], reply: _JsonReply) -> None:
+        response = await open_stream(
+            self._client, model=self._config.model, messages=messages,
+            response_format=json_response_format(reply_schema()),
+            max_tokens=_JSON_MAX_TOKENS, temperature=0,
+        )
+        reply.attach(response)
+        await reply.prime()
+
+
+class _NoAnswer(Exception):
+    """The model gave nothing to say before the deadline: the rule brain takes the turn."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _earlier_text(earlier: Sequence[Turn]) -> str:
+    lines = "\n".join(f"{t.speaker_name}: {t.text}" for t in earlier)
+    return f"Said before, not yet in the notes (write down what matters in it too):\n{lines}"
 
 
 class _Stream:
@@ -225,6 +516,119 @@ class _Stream:
         return text
 
 
+class _JsonReply:
+    """A streamed JSON answer whose ``"say"`` string is spoken while it is still coming."""
+
+    def __init__(self) -> None:
+        self._response: Any = None
+        self._it: AsyncIterator[Any] | None = None
+        self._say = JsonStringField("say")
+        self._pending = ""
+        self._done = False
+        self.raw = ""
+
+    def attach(self, response: Any) -> None:
+        self._response = response
+        self._it = response.__aiter__()
+
+    async def prime(self) -> None:
+        """Read until the spoken text begins (or the answer ends): the deadline covers this."""
+        while not self._pending and not self._done:
+            await self._read()
+
+    async def say_text(self) -> AsyncIterator[str]:
+        while True:
+            if self._pending:
+                text, self._pending = self._pending, ""
+                yield text
+            if self._done:
+                return
+            await self._read()
+
+    async def _read(self) -> None:
+        assert self._it is not None
+        try:
+            chunk = await self._it.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            return
+        delta = _delta(chunk)
+        piece = (delta.content or "") if delta is not None else ""
+        self.raw += piece
+        self._pending += self._say.feed(piece)
+
+    def parsed(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    async def aclose(self) -> None:
+        close = getattr(self._response, "close", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # closing a broken stream must not hide why it broke
+                log.debug("closing the LLM stream failed", exc_info=True)
+
+
+_ESCAPES: Final = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n",
+                   "r": "\r", "t": "\t"}
+
+
+class JsonStringField:
+    """Decodes one top-level string field of a JSON object as its text streams in.
+
+    Feeding the answer piece by piece returns the new characters of the field's value, so the
+    reply can be spoken before the model has finished the object.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._key = re.compile(r'"' + re.escape(name) + r'"\s*:\s*"')
+        self._buffer = ""
+        self._pos: int | None = None
+        self.closed = False
+
+    def feed(self, piece: str) -> str:
+        self._buffer += piece
+        if self.closed:
+            return ""
+        if self._pos is None:
+            m = self._key.search(self._buffer)
+            if m is None:
+                return ""
+            self._pos = m.end()
+        out: list[str] = []
+        buf, i = self._buffer, self._pos
+        while i < len(buf):
+            ch = buf[i]
+            if ch == '"':
+                self.closed = True
+                i += 1
+                break
+            if ch != "\\":
+                out.append(ch)
+                i += 1
+                continue
+            if i + 1 >= len(buf):
+                break  # the escape is cut between pieces: wait for the rest
+            esc = buf[i + 1]
+            if esc == "u":
+                if i + 6 > len(buf):
+                    break
+                try:
+                    out.append(chr(int(buf[i + 2:i + 6], 16)))
+                except ValueError:
+                    pass
+                i += 6
+                continue
+            out.append(_ESCAPES.get(esc, esc))
+            i += 2
+        self._pos = i
+        return "".join(out)
+
+
 def _delta(chunk: Any) -> Any:
     return chunk.choices[0].delta if chunk.choices else None
 
@@ -239,4 +643,5 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["LLMBrain", "chat_tools", "meeting_state"]
+__all__ = ["LLMBrain", "chat_tools", "json_response_format", "meeting_state", "open_stream",
+           "ops_schema", "reply_schema", "run_ops", "run_tool_once"]

@@ -27,14 +27,25 @@ class FakeChatServer:
     script: Script
     delay_s: float = 0.0
     status: int = 200
+    delay_for: Callable[[dict[str, Any]], float] | None = None
+    """Per-request delay before answering (from the request body); overrides ``delay_s``."""
+    status_for: Callable[[dict[str, Any]], int] | None = None
+    """Per-request HTTP status (from the request body); overrides ``status``."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     runner: web.AppRunner | None = None
     base_url: str = ""
+    in_flight: int = 0
+    max_in_flight: int = 0
+    """The most requests that were being answered at once."""
+    cancelled: int = 0
+    """Requests whose client went away before the answer was complete."""
 
     async def start(self) -> FakeChatServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._complete)
-        self.runner = web.AppRunner(app)
+        # A client that goes away (a call called off) cancels its handler, as a real server
+        # stops generating for it.
+        self.runner = web.AppRunner(app, handler_cancellation=True)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
@@ -49,12 +60,25 @@ class FakeChatServer:
     async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        if self.status != 200:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, body)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        delay = self.delay_for(body) if self.delay_for is not None else self.delay_s
+        if delay:
+            await asyncio.sleep(delay)
+        status = self.status_for(body) if self.status_for is not None else self.status
+        if status != 200:
             return web.json_response(
                 {"error": {"message": "the model is overloaded", "type": "server_error"}},
-                status=self.status,
+                status=status,
             )
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
