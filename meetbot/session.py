@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,8 @@ def _attach_assistant(
     store = NotesStore.for_room(config.data_dir, bot.address.room, title=bot.address.room)
     brain = RuleBrain(store, config.name, record_own_replies=False)
     brain_impl = _maybe_llm_brain(config, store, brain)
+    if brain_impl is not brain:  # the LLM brain's background notes are written before closing
+        bot.add_closer(brain_impl.close)
     wake = config.wake_phrases or (f"hey {config.name}", f"ok {config.name}")
     publisher = _NotesPublisher(bot, store)
 
@@ -112,7 +115,7 @@ def _attach_assistant(
     )
 
     def on_track(peer: Participant) -> None:
-        brain.add_participant(peer.name)
+        brain_impl.add_participant(peer.name)
 
     bot.on("listening", on_track)
     bot.on("joined", publisher.push_now)
@@ -131,7 +134,10 @@ def _maybe_llm_brain(config: BotConfig, store: Any, rules: Any) -> Any:
     except ImportError:
         log.error("the LLM brain is not available in this install; using the rule brain")
         return rules
-    return LLMBrain(config.brain, store, fallback=rules, bot_name=config.name)
+    # MEETBOT_LLM_PROTOCOL=json: schema-constrained JSON instead of tool calls, for small
+    # local models and servers without tool calling (see meetbot/brain/llm.py).
+    protocol = os.environ.get("MEETBOT_LLM_PROTOCOL", "tools")
+    return LLMBrain(config.brain, store, fallback=rules, bot_name=config.name, protocol=protocol)
 
 
 def _closing(store: Any) -> Any:
