@@ -114,6 +114,64 @@ async def render_espeak(voice: str, text: str) -> tuple[PCM16, int]:
     return pcm, rate
 
 
+_flite_voices: tuple[str, ...] | None = None
+
+
+async def flite_voices(exe: str) -> tuple[str, ...]:
+    """The voices this flite has built in (``flite -lv``; Debian's: kal, awb_time, kal16, awb,
+    rms, slt), read once per process."""
+    global _flite_voices
+    if _flite_voices is None:
+        proc = await asyncio.create_subprocess_exec(
+            exe, "-lv", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        out, _ = await proc.communicate()
+        listed = out.decode(errors="replace").partition(":")[2]
+        _flite_voices = tuple(listed.split())
+    return _flite_voices
+
+
+async def render_flite(voice: str, text: str) -> tuple[PCM16, int]:
+    """Speak with flite (a Debian package) into mono PCM at the voice's own rate.
+
+    flite is a synthesizer family unlike Piper and espeak-ng (diphone and unit-selection
+    voices: slt a US woman, rms and kal US men, kal at 8 kHz, awb a Scottish man), so
+    scenarios and the STT benchmark can try the bot's ears on voices it was not tuned with.
+    ``voice`` is a built-in name or a ``.flitevox`` file. flite quietly speaks with kal when it
+    does not know a voice name, so names are checked against ``flite -lv`` first. The WAV goes
+    through a temporary file, as flite writes it for a seekable file.
+    """
+    exe = shutil.which("flite")
+    if exe is None:
+        raise ScenarioError("voice 'flite:...' needs flite (apt-get install flite)")
+    voice = voice or "slt"
+    if "/" not in voice and not voice.endswith(".flitevox"):
+        known = await flite_voices(exe)
+        if voice not in known:
+            raise ScenarioError(
+                f"flite has no voice {voice!r} (it has: {', '.join(known) or 'none listed'})"
+            )
+    import io
+    import tempfile
+    import wave
+
+    with tempfile.TemporaryDirectory(prefix="meetbot-flite-") as tmp:
+        out_path = Path(tmp) / "speech.wav"
+        proc = await asyncio.create_subprocess_exec(
+            exe, "-voice", voice, "-t", text, "-o", str(out_path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0 or not out_path.is_file() or out_path.stat().st_size <= 44:
+            problem = (err or out).decode(errors="replace").strip() or "no audio written"
+            raise ScenarioError(f"flite failed for voice {voice!r}: {problem}")
+        data = out_path.read_bytes()
+    with wave.open(io.BytesIO(data)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    return pcm, rate
+
+
 def mentions(text: str, phrase: str) -> bool:
     """Case-insensitive, punctuation-insensitive containment of a word or phrase."""
     def norm(s: str) -> str:

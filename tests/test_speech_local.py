@@ -379,3 +379,50 @@ def test_wav_round_trip_and_stereo_downmix(tmp_path: Path) -> None:
     pcm, rate = read_wav(tmp_path / "stereo.wav")
     assert rate == 48000 and len(pcm) == len(tone)
     assert np.max(np.abs(pcm.astype(np.int32) - tone // 2)) <= 1
+
+
+# ---- simulated voices: flite ----------------------------------------------------------------
+
+
+def _needs_flite() -> None:
+    """Skip loudly where Debian's flite is missing; CI (which installs it) fails instead."""
+    import shutil
+
+    if shutil.which("flite") is None:
+        if os.environ.get("CI"):
+            pytest.fail("flite is not installed (.ci/run installs it)")
+        pytest.skip("flite is not installed (apt-get install flite)")
+
+
+@pytest.mark.parametrize(("voice", "rate"), [("slt", 16000), ("kal", 8000), ("awb", 16000),
+                                             ("rms", 16000)])
+async def test_flite_voice_renders_speech(voice: str, rate: int) -> None:
+    from meetbot.runner import render_flite
+
+    _needs_flite()
+    pcm, got_rate = await render_flite(voice, "Nova, are you there?")
+    assert got_rate == rate
+    assert pcm.dtype == np.int16
+    assert 0.8 < len(pcm) / rate < 4.0
+    level = float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2)))
+    assert level > 300 and int(np.max(np.abs(pcm.astype(np.int32)))) > 3000  # not silence
+
+
+async def test_flite_voice_in_a_scenario_is_heard_by_whisper(stt: WhisperSTT) -> None:
+    from meetbot.scenario import Voice
+    from meetbot.session import scenario_voices
+
+    _needs_flite()
+    pcm, rate = await scenario_voices()(Voice("flite", "rms"), "Let's move on to the budget.")
+    heard = (await stt.transcribe(resample(pcm, rate, STT_SAMPLE_RATE))).text
+    assert {"move", "budget"} <= words(heard), heard
+
+
+async def test_unknown_flite_voice_is_a_clear_error() -> None:
+    """flite itself would quietly speak with kal instead."""
+    from meetbot.runner import render_flite
+    from meetbot.scenario import ScenarioError
+
+    _needs_flite()
+    with pytest.raises(ScenarioError, match=r"no voice 'nobody'.*slt"):
+        await render_flite("nobody", "Hello.")
