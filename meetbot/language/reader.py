@@ -22,6 +22,10 @@ from meetbot.language.names import NameBook
 from meetbot.language.text import normalize, words
 from meetbot.meeting.dates import find_due
 
+FALLBACK_THRESHOLD = 0.1
+"""For an utterance said to the bot where no intent reaches the classifier's threshold: the
+likeliest is taken from this probability up (chosen on the dev split)."""
+
 _YES_NO_OPENERS = frozenset(
     "should shall do does can could would will are is want ready shall okay ok".split()
 )
@@ -75,18 +79,26 @@ class Reader:
         call = self.bot.read(text)
         if call.tentative_body is not None:
             as_call = Call(True, True, call.tentative_body, None, call.greeted)
-            meaning = self._read(as_call, ctx)
+            meaning = self._read(as_call, ctx, guess=False)
             if meaning.has(*BOT_DIRECTED):
                 return meaning
         return self._read(call, ctx)
 
-    def _read(self, call: Call, ctx: Context) -> Meaning:
+    def _read(self, call: Call, ctx: Context, *, guess: bool = True) -> Meaning:
         body = normalize(call.body)
         if not re.search(r"\w", body):
             return Meaning(call, (), body)
         feats = self.feature_text(body, ctx, call)
+        predicted = self.classifier.predict(feats)
+        if not predicted and guess and (call.vocative or ctx.bot_asked):
+            # Said to the bot, so it asks something: the likeliest intent, unless none is
+            # even remotely likely (then the bot says it did not understand).
+            probs = self.classifier.probabilities(feats)
+            best = max(probs, key=lambda k: probs[k])
+            if probs[best] >= FALLBACK_THRESHOLD:
+                predicted = [(best, probs[best])]
         acts: list[Act] = []
-        for intent in _exclusive(self.classifier.predict(feats)):
+        for intent in _exclusive(predicted):
             acts.extend(self._fill(intent, body, ctx))
         return Meaning(call, tuple(_in_order(acts, body)), body)
 

@@ -389,15 +389,52 @@ def decision(text: str) -> str | None:
     rest = text[matches[0].end():]
     rest = re.sub(r"^(?:we will|we'll|we are going to|we should|we would|to|that|then|so)\s+",
                   "", rest.strip(), flags=_I)
-    rest = re.sub(r"^going with\b", "go with", rest, flags=_I)
-    rest = re.split(r"(?<=[.!?])\s+|\s+(?:and|so)\s+(?=[A-Za-z][\w'-]*\s+(?:will|is going to)\b)",
-                    rest)[0]
+    rest = re.sub(r"^(?:made|is|was)\b[\s,:]*", "", rest, flags=_I)
+    rest = re.sub(r"^(?:we|everyone|the team)\s+(?:are\s+|will\s+|would\s+|shall\s+)?",
+                  "", rest, flags=_I)
+    rest = _base_form(rest)
+    rest = _first_clause(rest)
     out = clean(_TASK_TAIL.sub("", rest))
     return out or None
 
 
+def _base_form(text: str) -> str:
+    """A decision in its base form: "moving the standup" -> "move the standup"."""
+    m = re.match(r"([A-Za-z]+)ing\b", text)
+    if m is None or m.group(1).lower() in ("br", "th", "s", "k", "r", "w", "n"):
+        return text
+    stem = m.group(1)
+    low = stem.lower()
+    if low == "go":
+        base = stem
+    elif len(low) >= 3 and low[-1] == low[-2] and low[-1] not in "lsz":
+        base = stem[:-1]  # shipping -> ship
+    elif low[-1] in "vkzc" or (len(low) <= 3 and low[-1] not in "aeiouwy") or (
+            re.search(r"[^aeiou][aeiou][^aeiouwxy]$", low) is not None
+            and low.endswith(("at", "it", "ir", "ur", "ak", "os", "us", "ov", "ot"))):
+        base = stem + "e"  # moving -> move, using -> use, hiring -> hire
+    else:
+        base = stem
+    return base + text[m.end():]
+
+
+def _first_clause(text: str) -> str:
+    """Up to where another statement starts ("..., and Chen will call them", "... everyone
+    agrees", "... Maria, can you ...")."""
+    text = re.split(r"(?<=[.!?])\s+", text.strip())[0]
+    return re.split(
+        r",?\s+(?:and|so|but)\s+(?=(?:I|we|[A-Z][\w'-]*|let me)\s+(?:will|is going to|can|"
+        r"am|are|to|need|should|have|has)\b)"
+        r"|,\s*(?:and\s+)?(?:I|we|you|let me|everyone|[A-Za-z][\w'-]*,?\s+(?:can|could|would|"
+        r"will|please|you))\b"
+        r"|\s+and\s+(?:I will|I'll|let me)\b",
+        text)[0]
+
+
 _NOTE = re.compile(
-    r"\b(?:make a note|take a note|note for the record|for the record|please note|note down|"
+    r"\b(?:(?:put|stick|add|write|get|pop)\s+(?:it\s+|this\s+|that\s+)?(?:in|into|on|down in)\s+"
+    r"the\s+(?:notes|minutes|record)|let the record show|for the notes|for the minutes|"
+    r"make a note|take a note|note for the record|for the record|please note|note down|"
     r"write down|jot down|put down|remember|keep in mind|record|note|fyi|heads up)\b"
     r"\s*(?:that|of|:|,|-)?\s*", _I)
 
@@ -406,7 +443,7 @@ def note_text(text: str) -> str | None:
     m = _NOTE.search(text)
     if m is None:
         return None
-    out = clean(text[m.end():])
+    out = clean(_first_clause(text[m.end():]))
     return out if len(out.split()) >= 2 else None
 
 
@@ -414,29 +451,49 @@ def note_text(text: str) -> str | None:
 
 def asked_task(text: str) -> str | None:
     """The item a "who owns X?" question is about."""
-    m = re.search(r"\bwho(?: is|'s| has| owns| took| will| was)?\s+(?:owning|doing|handling|"
-                  r"taking care of|on|got|responsible for|in charge of|working on|taking|"
-                  r"owns|has|assigned to|do|own|take|handle)?\s*(?P<x>.+)$", text, _I)
+    m = re.match(r"^(?P<x>[^,?]+),\s*who\b", text.strip(), _I)
+    if m is None:
+        text = re.split(r"\s+and\s+(?=what|who|when|how|did)\b|[?]", text)[0]
+        m = re.search(
+            r"\bwho(?:se)?(?:\s+(?:is|was|has|had|will|were))?(?:\s+(?:going to|supposed to|"
+            r"meant to))?\s+(?:name\s+is\s+(?:against|on|next to)|put (?:their|a) hand up for|"
+            r"owning|doing|handling|taking care of|takes care of|looking after|looks after|"
+            r"responsible for|in charge of|working on|on the hook for|assigned to|signed up for|"
+            r"volunteered for|owns|own|on|got|has|took|taking|takes|do|does|did|take|handle|"
+            r"handles|send|sending|is)?\s*(?P<x>.+)$", text, _I)
     if m is None:
         return None
     out = clean(re.sub(r"\b(?:again|now)\s*$", "", m.group("x"), flags=_I))
     out = re.sub(r"^(?:the\s+)?(?:action item\s+(?:for|about)\s+)", "", out, flags=_I)
-    return out or None
+    out = re.sub(r"\s+(?:one|item|thing)$", "", _drop_determiner(out), flags=_I)
+    if not out or out.lower() in _PRONOUNS | {"that one", "it"}:
+        return None
+    return out
+
+
+_DONE_PATTERNS = (
+    re.compile(r"\b(?:mark|check off|tick off|close|cross off)\s+(?:off\s+)?(?P<x>.+?)"
+               r"(?:\s+(?:as\s+)?(?:done|complete|completed|finished|closed|off))?\s*$", _I),
+    re.compile(r"^(?P<x>.+?)\s+(?:one\s+)?(?:is|are|was|were|has been|have been)"
+               r"\s+(?:all\s+|already\s+|now\s+)?(?:done|finished|complete|completed|sent|"
+               r"taken care of|sorted|posted|out|live|merged|shipped|fixed|submitted|booked|"
+               r"signed|closed|handled|published|uploaded|paid)\b", _I),
+    re.compile(r"\b(?:already|just|finally)?\s*(?:sent|finished|did|completed|booked|done with|"
+               r"wrapped up|shipped|fixed|submitted|closed|handled|merged|published|emailed|"
+               r"uploaded)\s+(?P<x>.+)$", _I),
+)
 
 
 def completed_task(text: str) -> str | None:
     """What an utterance says is done ("mark the invoice as done" -> "invoice")."""
-    m = re.search(r"\b(?:mark|check off|tick off|close|cross off)\s+(?:off\s+)?(?P<x>.+?)"
-                  r"(?:\s+(?:as\s+)?(?:done|complete|completed|finished|closed|off))?\s*$",
-                  text, _I) or re.search(
-        r"\b(?:already|just|finally)?\s*(?:sent|finished|did|completed|booked|done with|wrapped up|"
-        r"shipped|fixed|submitted|closed|handled|merged|published|emailed|uploaded)\s+(?P<x>.+)$",
-        text, _I) or re.search(r"^(?P<x>.+?)\s+(?:is|are|was)\s+(?:all\s+)?(?:done|finished|"
-                                r"complete|sent|taken care of)\b", text, _I)
-    if m is None:
-        return None
-    out = clean(_cut_clause(m.group("x")))
-    out = _drop_determiner(out)
-    if not out or out.lower() in _PRONOUNS or out.split()[0].lower() in _PRONOUNS:
-        return None
-    return out
+    for pattern in _DONE_PATTERNS:
+        m = pattern.search(text)
+        if m is None:
+            continue
+        out = clean(_cut_clause(m.group("x")))
+        out = re.sub(r"\s+(?:yesterday|today|this morning|last night|earlier|already|now)$", "",
+                     _drop_determiner(out), flags=_I)
+        out = re.sub(r"\s+(?:one|item)$", "", out, flags=_I)
+        if out and out.lower() not in _PRONOUNS and out.split()[0].lower() not in _PRONOUNS:
+            return out
+    return None

@@ -38,11 +38,19 @@ _ORDINAL_WORD = "|".join(sorted(ORDINALS, key=len, reverse=True))
 _DAY = rf"(?:\d{{1,2}}(?:st|nd|rd|th)?|{_ORDINAL_WORD})"
 _PART_OF_DAY = r"(?:\s+(?:morning|afternoon|evening|night|noon|end of day|eod))?"
 
+_NTH_WORD = re.compile(
+    rf"(?P<prep>\b(?:by|before|on|until|till|due)\s+)(?P<phrase>the\s+(?P<day>{_ORDINAL_WORD}))"
+    r"(?!\s+(?:item|one|topic|thing|point|time|step|part|slide|page|of\s+(?:the|these|those)))\b",
+    re.IGNORECASE,
+)
+"""An ordinal word names a day only after a preposition ("by the fifteenth"), never in "the
+first item"."""
+
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(_PREP + body + r"\b", re.IGNORECASE))
     for kind, body in (
         ("eod", r"(?P<phrase>(?:the\s+)?(?:end\s+of\s+(?:the\s+|to)?day|eod|close of business|"
-                r"cob|end\s+of\s+business)(?:\s+today)?)"),
+                r"close of play|cob|end\s+of\s+business)(?:\s+today)?)"),
         ("eonw", r"(?P<phrase>(?:the\s+)?end\s+of\s+next\s+week)"),
         ("eow", r"(?P<phrase>(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?week|eow)"),
         ("eom", r"(?P<phrase>(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?month)"),
@@ -53,7 +61,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("tomorrow", r"(?P<phrase>tomorrow" + _PART_OF_DAY + ")"),
         ("today", r"(?P<phrase>today|tonight|this\s+(?:morning|afternoon|evening)|later\s+today)"),
         ("weekday", rf"(?P<phrase>(?P<which>this\s+coming\s+|this\s+|next\s+|coming\s+)?"
-                    rf"(?P<weekday>{_WEEKDAY})" + _PART_OF_DAY + ")"),
+                    rf"(?P<weekday>{_WEEKDAY})(?P<week>\s+week)?" + _PART_OF_DAY + ")"),
         ("in_n", rf"(?P<phrase>(?:in|within)\s+(?P<n>{NUMBER_PATTERN})\s+(?P<unit>days?|weeks?))"),
         ("month_day", rf"(?P<phrase>(?P<month>{_MONTH})\.?\s+(?:the\s+)?(?P<day>{_DAY}))"),
         ("day_month", rf"(?P<phrase>(?:the\s+)?(?P<day>{_DAY})\s+(?:of\s+)?(?P<month>{_MONTH}))"),
@@ -64,6 +72,9 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                          r"check-in|session))"),
     )
 )
+
+
+_PATTERNS = (*_PATTERNS, ("nth", _NTH_WORD))
 
 
 @dataclass(frozen=True)
@@ -168,7 +179,9 @@ def _resolve(kind: str, m: re.Match[str], today: date) -> object:
             return today + timedelta(days=(target - wd) % 7)
         if which == "next":
             return today + timedelta(days=7 - wd + target)
-        return today + timedelta(days=(target - wd) % 7 or 7)
+        coming = today + timedelta(days=(target - wd) % 7 or 7)
+        # "Thursday week" (British): a week after the coming Thursday.
+        return coming + timedelta(days=7) if m.group("week") else coming
     if kind == "in_n":
         n = parse_number(m.group("n"))
         if n is None:
