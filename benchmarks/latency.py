@@ -335,7 +335,10 @@ async def run_meeting(scenario_file: Path, rep: int, args: argparse.Namespace, s
 
 async def stt_compare(scenario_files: list[Path], repeats: int) -> dict[str, Any]:
     """Each scripted line, rendered as in the meeting and resampled to 16 kHz, transcribed with
-    the bot's Whisper settings and with Whisper's full 30 s window: time and word error rate.
+    the bot's Whisper settings (without and with the vocabulary a live session gives it: the
+    bot's name and the people; the agenda is only known as the meeting goes) and with
+    Whisper's full 30 s window: time and word error rate. ``benchmarks/stt.py`` compares
+    voices, vocabulary and models on lines of its own.
 
     The meeting's own transcripts are the accuracy figure that counts; this isolates STT time
     from everything else and shows what the shorter input window buys, at what accuracy. It
@@ -347,21 +350,28 @@ async def stt_compare(scenario_files: list[Path], repeats: int) -> dict[str, Any
     from meetbot.speech.audio import resample
     from meetbot.speech.factory import build_stt
     from meetbot.speech.local_stt import WhisperSTT
+    from meetbot.speech.vocabulary import meeting_vocabulary
 
     voices = scenario_voices()
-    lines: list[tuple[Any, str]] = []
+    lines: list[tuple[Any, str, list[str]]] = []
     for f in scenario_files:
         sc = load_scenario(f)
         voice = {p.name: p.voice for p in sc.participants}
-        lines += [(voice[s.speaker], s.say) for s in sc.steps if s.kind == "speak" and s.say]
+        vocabulary = meeting_vocabulary(sc.bot_name, [p.name for p in sc.participants])
+        lines += [(voice[s.speaker], s.say, vocabulary)
+                  for s in sc.steps if s.kind == "speak" and s.say]
     audio = []
-    for v, text in lines:
+    for v, text, vocabulary in lines:
         pcm, rate = await voices(v, text)
-        audio.append((resample(pcm, rate, 16_000), text))
+        audio.append((resample(pcm, rate, 16_000), text, vocabulary))
     configs: dict[str, Any] = {
         "bot (as configured)": build_stt(SpeechConfig()),
+        "bot without vocabulary": build_stt(SpeechConfig()),
         "full 30 s window": WhisperSTT(short_input=False),
     }
+    # As the bot runs: the meeting's names as vocabulary (the 30 s window gets them too, so
+    # the two rows compare windows only).
+    with_vocabulary = {"bot (as configured)", "full 30 s window"}
     out: dict[str, Any] = {"lines": len(audio), "configs": {}}
     for stt in configs.values():
         await stt.load()
@@ -370,8 +380,9 @@ async def stt_compare(scenario_files: list[Path], repeats: int) -> dict[str, Any
     cpu: dict[str, list[float]] = {name: [] for name in configs}
     texts: dict[str, list[str]] = {name: [] for name in configs}
     # Line by line, every configuration in turn: drift in the machine's load hits all alike.
-    for pcm, _ in audio:
+    for pcm, _, vocabulary in audio:
         for name, stt in configs.items():
+            stt.set_vocabulary(vocabulary if name in with_vocabulary else [])
             best_wall = best_cpu = float("inf")
             hyp = ""
             for _ in range(repeats):
@@ -384,7 +395,7 @@ async def stt_compare(scenario_files: list[Path], repeats: int) -> dict[str, Any
             texts[name].append(hyp)
     for name in configs:
         errors = words = 0
-        for (_, text), hyp in zip(audio, texts[name], strict=True):
+        for (_, text, _), hyp in zip(audio, texts[name], strict=True):
             e, w = word_errors(text, hyp)
             errors, words = errors + e, words + w
         out["configs"][name] = {
@@ -393,7 +404,7 @@ async def stt_compare(scenario_files: list[Path], repeats: int) -> dict[str, Any
             "wer": errors / words if words else None,
             "errors": errors,
             "words": words,
-            "audio_s_median": float(np.median([len(p) / 16_000 for p, _ in audio])),
+            "audio_s_median": float(np.median([len(p) / 16_000 for p, _, _ in audio])),
             "transcripts": texts[name],
         }
     return out

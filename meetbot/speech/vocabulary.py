@@ -9,10 +9,14 @@ before. This module builds that text from what the meeting knows: the bot's name
 in the room and the agenda's titles.
 
 Two styles are offered because they read differently to the decoder: ``hotwords`` lists the
-words separated by spaces (faster-whisper's ``hotwords``), ``prompt`` writes them as a short
-sentence in the punctuation and case of a transcript (what ``initial_prompt`` is usually
-given). ``benchmarks/stt.py`` measures both; the engine's default is the one that measured
-better.
+words separated by spaces (faster-whisper's ``hotwords``), ``prompt`` writes them as a list in
+the punctuation and case of a transcript (what ``initial_prompt`` is usually given). The
+decoder takes the previous text's style for its own, so ``hotwords`` also makes it drop commas
+and question marks ("Nova add an action item ...", "Marco can you take notes on the office
+move"), which addressing and turn-end judging read; and on 40 meeting lines in nine voices
+(``benchmarks/stt.py``) ``prompt`` spelled more of the meeting's words right (442 of 486
+against 415; none: 195) at a lower word error rate (10.2 % against 11.2 %; none: 26.1 %), with
+no harm to lines without those words (4.7 % against 4.9 %). So ``prompt`` is the default.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ import re
 from collections.abc import Iterable, Sequence
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-"""Due dates are said as weekdays; tiny.en already hears them well, so they are optional."""
+"""Due dates are said as weekdays, but tiny.en already hears them well, and adding them made no
+difference beyond noise (9.8 % word error rate against 10.2 %, lines without the meeting's
+words 5.3 % against 4.7 %) while making every prompt seven words longer; written in the
+``hotwords`` style they even took over (lines came back as just "Wednesday"). So a session
+leaves them out."""
 
 PROMPT_STYLES = ("hotwords", "prompt")
 
