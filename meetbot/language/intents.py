@@ -10,7 +10,7 @@ due dates ``DUEDATE``, the bot's name ``BOTNAME``. What the bot just did is part
 (it asked a question, a request waits for this speaker's answer, a note was just written), so
 "sure" reads as an answer only where there is a question.
 
-Training takes about a second and happens once per process (:func:`shared_classifier`),
+Training takes a few seconds and happens once per process (:func:`shared_classifier`),
 off the event loop when the caller loads it with ``asyncio.to_thread``.
 """
 
@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+
+import numpy as np
 
 from meetbot.meeting.dates import find_due
 from meetbot.meeting.spoken import find_durations
@@ -91,19 +93,29 @@ class IntentClassifier:
             ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5),
                                       sublinear_tf=True, min_df=2)),
         ])
-        self._model = make_pipeline(
+        model = make_pipeline(
             vectorizer,
-            OneVsRestClassifier(LogisticRegression(C=20.0, max_iter=2000,
+            OneVsRestClassifier(LogisticRegression(C=20.0, solver="liblinear",
                                                    class_weight="balanced")),
         )
-        self._model.fit([e.features for e in examples], y)
+        model.fit([e.features for e in examples], y)
+        self._vectorizers = [v for _, v in vectorizer.transformer_list]
+        # One matrix product per utterance instead of 32 estimators' input validation
+        # (16 ms a read, most of it checks, against well under 1 ms).
+        estimators = model[-1].estimators_
+        self._weights = np.vstack([est.coef_[0] for est in estimators]).T
+        self._bias = np.array([est.intercept_[0] for est in estimators])
 
     @property
     def intents(self) -> list[str]:
         return list(self._labels.classes_)
 
     def probabilities(self, feature_text: str) -> dict[str, float]:
-        probs = self._model.predict_proba([feature_text])[0]
+        from scipy.sparse import hstack  # type: ignore[import-untyped]
+
+        x = hstack([v.transform([feature_text]) for v in self._vectorizers]).tocsr()
+        scores = np.asarray(x @ self._weights).ravel() + self._bias
+        probs = 1.0 / (1.0 + np.exp(-scores))
         return {str(c): float(p) for c, p in zip(self._labels.classes_, probs, strict=True)}
 
     def predict(self, feature_text: str) -> list[tuple[str, float]]:
