@@ -661,3 +661,29 @@ async def test_notes_and_thanks() -> None:
     assert [n.text for n in meeting.notes.notes] == [
         "the numbers are preliminary", "legal has not signed off"]
     assert await meeting.say("Dana", "thanks assistant") == "You're welcome."
+
+
+async def test_a_mended_turn_takes_back_what_its_first_part_alone_put_down(
+        tmp_path: Path) -> None:
+    """The speaker went on after the bot began to answer: the first part's action item is
+    withdrawn, the whole is read once, and the transcript has one line, the whole utterance
+    (also after the journal is replayed)."""
+    store = NotesStore.for_room(tmp_path, "mended", title="mended")
+    m = Meeting(store, participants=("Dana", "Lee"))
+    start = m.clock.mono
+    first = Turn("dana", "Dana", "Assistant, action item: Lee will send the draft.", True,
+                 start, start + 2.0, m.clock.wall())
+    [c async for c in m.brain.reply(first)]
+    assert [a.text for a in m.notes.action_items] == ["send the draft"]
+    whole = Turn("dana", "Dana", "Assistant, action item: Lee will send the draft to legal "
+                 "by Friday.", True, start, start + 4.0, m.clock.wall(), amends=first)
+    reply = " ".join([c async for c in m.brain.reply(whole)])
+    assert [(a.owner, a.text, a.due_text) for a in m.notes.action_items] == [
+        ("Lee", "send the draft to legal", "Friday")], reply
+    people = [line.text for line in m.notes.transcript if not line.is_bot]
+    assert people == [whole.text]
+    store.close()
+    reopened = NotesStore.for_room(tmp_path, "mended", title="mended")
+    assert [a.text for a in reopened.notes.action_items] == ["send the draft to legal"]
+    assert [ln.text for ln in reopened.notes.transcript if not ln.is_bot] == [whole.text]
+    reopened.close()

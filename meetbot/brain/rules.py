@@ -11,6 +11,7 @@ pushed like any other brain's.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
@@ -26,7 +27,7 @@ from meetbot.events import Turn
 from meetbot.language.calling import BotName, Call
 from meetbot.language.names import NameBook
 from meetbot.language.text import join_words, normalize, sentences
-from meetbot.meeting.notes import AgendaItem, MeetingNotes, NotesError, NotesHolder
+from meetbot.meeting.notes import AgendaItem, MeetingNotes, NoteChange, NotesError, NotesHolder
 from meetbot.meeting.timekeeper import Timekeeper, TimekeeperConfig
 
 QuestionKind = Literal["agenda", "start", "which", "move", "wrap"]
@@ -76,6 +77,8 @@ class RuleBrain:
             store.notes, timekeeper_config, clock=clock, wall_clock=wall_clock
         )
         self._question: _Question | None = None
+        self._taken: dict[tuple[str, float], _Taken] = {}
+        """What the last few turns put down, so a turn that is mended can be taken back."""
 
     @property
     def notes(self) -> MeetingNotes:
@@ -130,7 +133,25 @@ class RuleBrain:
             return []
         if turn.speaker_name and turn.speaker_name != self.bot_name:
             self.names.add(turn.speaker_name)
-        self.notes.add_transcript_line(turn.speaker_name, raw, turn.wall_time)
+        taken = self._taken.pop(_turn_key(turn.amends), None) if turn.amends else None
+        if taken is not None:
+            # The speaker went on: the first part was not the whole thought. What it alone put
+            # down is taken back, and its transcript line becomes the whole utterance.
+            for entry_id in taken.entries:
+                with contextlib.suppress(NotesError):
+                    self.notes.withdraw(entry_id)
+            self.notes.amend_transcript_line(taken.line, raw)
+        else:
+            self.notes.add_transcript_line(turn.speaker_name, raw, turn.wall_time)
+        record = _Taken(len(self.notes.transcript) - 1 if taken is None else taken.line, [])
+        self._taken = {**dict(list(self._taken.items())[-7:]), _turn_key(turn): record}
+        unsubscribe = self.notes.subscribe(lambda change: _collect(change, record.entries))
+        try:
+            return self._handle(turn, raw)
+        finally:
+            unsubscribe()
+
+    def _handle(self, turn: Turn, raw: str) -> list[str]:
         addressed = self._bot.read(normalize(raw))
         ctx = Speaking(turn.speaker_name, self.names, turn.wall_time, self._tz,
                        addressed_to_bot=turn.addressed, utterance=raw)
@@ -403,6 +424,23 @@ class RuleBrain:
         if self._record_own and said:
             self.notes.add_transcript_line(self.bot_name, " ".join(said), self._wall_clock(),
                                            is_bot=True)
+
+
+@dataclass
+class _Taken:
+    line: int
+    """Index of the turn's transcript line."""
+    entries: list[str]
+    """Ids of the action items, decisions and notes it added."""
+
+
+def _turn_key(turn: Turn) -> tuple[str, float]:
+    return (turn.speaker_id, turn.started_at)
+
+
+def _collect(change: NoteChange, into: list[str]) -> None:
+    if change.op in ("add_action_item", "add_decision", "add_note"):
+        into.append(str(change.payload["id"]))
 
 
 def _speakable(chunks: list[str]) -> list[str]:

@@ -34,6 +34,8 @@ NoteOp = Literal[
     "add_decision",
     "add_note",
     "add_transcript_line",
+    "withdraw",
+    "amend_transcript_line",
 ]
 NOTE_OPS: tuple[str, ...] = get_args(NoteOp)
 JsonDict = dict[str, Any]
@@ -199,6 +201,13 @@ class TranscriptLine:
 
 
 Listener = Callable[[NoteChange], None]
+
+
+def _next_id(prefix: str, entries: Sequence[Any]) -> str:
+    """``prefix-N`` one past the highest N in use: ids stay unique after a withdrawal."""
+    used = [int(e.id.rsplit("-", 1)[1]) for e in entries
+            if e.id.startswith(f"{prefix}-") and e.id.rsplit("-", 1)[1].isdigit()]
+    return f"{prefix}-{max(used, default=0) + 1}"
 
 
 @dataclass
@@ -381,7 +390,7 @@ class MeetingNotes:
         if not text:
             raise NotesError("an action item needs text")
         item = ActionItem(
-            id=f"action-{len(self.action_items) + 1}", text=text, owner=owner.strip(),
+            id=_next_id("action", self.action_items), text=text, owner=owner.strip(),
             due_text=due_text, due_date=due_date, source=source, speaker=speaker,
             wall_time=_now(wall_time),
         )
@@ -400,20 +409,37 @@ class MeetingNotes:
         text = " ".join(text.split())
         if not text:
             raise NotesError("a decision needs text")
-        d = Decision(f"decision-{len(self.decisions) + 1}", text, speaker, _now(wall_time))
+        d = Decision(_next_id("decision", self.decisions), text, speaker, _now(wall_time))
         return self._emit(NoteChange("add_decision", d.to_dict()))
 
     def add_note(self, text: str, speaker: str = "", wall_time: float | None = None) -> NoteChange:
         text = " ".join(text.split())
         if not text:
             raise NotesError("a note needs text")
-        n = Note(f"note-{len(self.notes) + 1}", text, speaker, _now(wall_time))
+        n = Note(_next_id("note", self.notes), text, speaker, _now(wall_time))
         return self._emit(NoteChange("add_note", n.to_dict()))
 
     def add_transcript_line(self, speaker: str, text: str, wall_time: float | None = None,
                             is_bot: bool = False) -> NoteChange:
         line = TranscriptLine(speaker, text.strip(), _now(wall_time), is_bot)
         return self._emit(NoteChange("add_transcript_line", line.to_dict()))
+
+    def withdraw(self, entry_id: str) -> NoteChange:
+        """Take back an action item, decision or note that was written down by mistake
+        (the speaker went on and meant something else, or said "scratch that")."""
+        ids = ([a.id for a in self.action_items] + [d.id for d in self.decisions]
+               + [n.id for n in self.notes])
+        if entry_id not in ids:
+            raise NotesError(f"no action item, decision or note {entry_id!r}")
+        return self._emit(NoteChange("withdraw", {"id": entry_id}))
+
+    def amend_transcript_line(self, index: int, text: str) -> NoteChange:
+        """Replace what a transcript line says: the first part of a turn, once the speaker
+        went on, becomes the whole utterance (one line, as it was said)."""
+        if not 0 <= index < len(self.transcript):
+            raise NotesError(f"no transcript line {index}")
+        return self._emit(NoteChange("amend_transcript_line",
+                                     {"index": index, "text": text.strip()}))
 
     # ----------------------------------------------------------------------------- apply
 
@@ -446,6 +472,16 @@ class MeetingNotes:
             self.notes.append(Note.from_dict(p))
         elif op == "add_transcript_line":
             self.transcript.append(TranscriptLine.from_dict(p))
+        elif op == "withdraw":
+            entry = _str(p, "id")
+            self.action_items = [a for a in self.action_items if a.id != entry]
+            self.decisions = [d for d in self.decisions if d.id != entry]
+            self.notes = [n for n in self.notes if n.id != entry]
+        elif op == "amend_transcript_line":
+            index = int(_float(p, "index", -1))
+            if not 0 <= index < len(self.transcript):
+                raise ValueError(f"no transcript line {index}")
+            self.transcript[index].text = _str(p, "text")
         else:  # pragma: no cover - NoteChange.from_dict rejects unknown ops
             raise ValueError(f"unknown note operation {op!r}")
 
