@@ -40,9 +40,9 @@ class Step:
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "piper" | "espeak"
+    engine: str  # "piper" | "espeak" | "flite"
     option: str = ""
-    """piper: a length scale (pace); espeak: the espeak voice name."""
+    """piper: a length scale (pace); espeak / flite: the voice name."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,10 @@ def parse_voice(raw: Any, where: str) -> Voice:
         return Voice("piper", option)
     if engine == "espeak":
         return Voice("espeak", option or "en-us")
-    raise ScenarioError(f"{where}: field 'voice': unknown voice {raw!r} (use piper or espeak:NAME)")
+    if engine == "flite":
+        return Voice("flite", option or "slt")
+    raise ScenarioError(
+        f"{where}: field 'voice': unknown voice {raw!r} (use piper, espeak:NAME or flite:NAME)")
 
 
 def _parse_step(raw: Any, i: int, names: set[str], base_dir: Path, source: str) -> Step:

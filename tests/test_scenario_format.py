@@ -77,3 +77,12 @@ def test_wav_steps_resolve_relative_to_the_file(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps(_base(steps=[{"speaker": "Dana", "wav": "clip.wav"}])))
     assert load_scenario(path).steps[0].wav == (tmp_path / "clip.wav").resolve()
+
+
+def test_a_flite_voice_is_accepted_with_its_name() -> None:
+    from meetbot.scenario import parse_scenario
+
+    scenario = parse_scenario({"name": "f", "participants": [{"name": "Ana", "voice": "flite:kal"}],
+                               "steps": [{"speaker": "Ana", "say": "Hello."}]})
+    assert (scenario.participants[0].voice.engine, scenario.participants[0].voice.option) == (
+        "flite", "kal")
