@@ -226,6 +226,24 @@ async def test_a_batch_in_flight_never_delays_a_reply(
     assert listener.stats.rules_batches == 0
 
 
+async def test_a_batch_called_off_before_it_ran_leaves_the_listener_working(
+    chat: FakeChatServer, tmp_path: Path
+) -> None:
+    brain = _brain(chat, tmp_path, listen_batch_lines=1)
+    listener = brain.listener
+    assert listener is not None
+    # The batch is created and called off by the addressed turn before it gets to run.
+    async for _ in brain.reply(_turn("so we decided to move the launch to March",
+                                     addressed=False)):
+        pass
+    assert await _say(brain, "Assistant, anything else?")
+    await asyncio.wait_for(listener.flush(), 2.0)
+    await _say(brain, "okay. I will send the offer letter by Friday", "Lee", addressed=False)
+    await asyncio.wait_for(listener.flush(), 2.0)
+    assert [(a.owner, a.text) for a in brain._store.notes.action_items] == [
+        ("Lee", "send the offer letter")]
+
+
 async def test_earlier_lines_go_to_the_rule_brain_when_the_reply_does(
     chat: FakeChatServer, tmp_path: Path
 ) -> None:
@@ -287,8 +305,10 @@ def _json_model(messages: list[dict[str, Any]]) -> list[Move]:
         if "garbage" in lines:
             return ['{"ops": [{"op": "add_dec']  # cut off: not JSON
         return _pieces({"ops": []})
-    return _pieces({"ops": [{"op": "add_agenda_items", "titles": ["hiring plan"]}],
-                    "say": 'Added the "hiring plan" to the agenda.\nAnything else?'})
+    if "office move" in said:  # what a 270M model does: an op that cannot apply
+        return _pieces({"say": "The office move is on the agenda.", "ops": [{"op": "next_item"}]})
+    return _pieces({"say": 'Added the "hiring plan" to the agenda.\nAnything else?',
+                    "ops": [{"op": "add_agenda_items", "titles": ["hiring plan"]}]})
 
 
 async def test_json_protocol_speaks_the_say_field_and_applies_the_ops(
@@ -297,18 +317,32 @@ async def test_json_protocol_speaks_the_say_field_and_applies_the_ops(
     chat.script = _json_model
     brain = _brain(chat, tmp_path, protocol="json")
     pieces = [t async for t in brain.reply(_turn("Assistant, add the hiring plan to the agenda"))]
-    assert "".join(pieces) == 'Added the "hiring plan" to the agenda.\nAnything else?'
+    # Spoken up to the first line break: what a small model writes after one is not a reply.
+    assert "".join(pieces) == 'Added the "hiring plan" to the agenda.'
     assert len(pieces) > 3  # spoken as it streamed, not after the whole answer
     assert [i.title for i in brain._store.notes.agenda] == ["hiring plan"]
     request = chat.requests[0]
     assert request["response_format"]["type"] == "json_object"
     schema = request["response_format"]["schema"]
-    assert list(schema["properties"]) == ["ops", "say"]
+    assert list(schema["properties"]) == ["say", "ops"]  # speech first: it starts sooner
     assert "tools" not in request
     # Only user and assistant messages: no chat template can drop the instructions.
     assert {m["role"] for m in request["messages"]} == {"user", "assistant"}
     assert "Assistant, add the hiring plan" in request["messages"][-1]["content"]
     assert brain.fallbacks == 0
+
+
+async def test_json_op_that_cannot_apply_gets_the_rule_brain_to_read_the_turn(
+    chat: FakeChatServer, tmp_path: Path
+) -> None:
+    chat.script = _json_model
+    brain = _brain(chat, tmp_path, protocol="json", listen=False)
+    reply = await _say(brain, "Assistant, put the office move on the agenda")
+    assert reply == "The office move is on the agenda."  # the model's reply is what is said
+    assert [i.title for i in brain._store.notes.agenda] == ["office move"]  # the rules' note
+    assert brain.mended == 1 and brain.fallbacks == 0
+    assert [line.text for line in brain._store.notes.transcript] == [
+        "Assistant, put the office move on the agenda"]
 
 
 async def test_json_protocol_listener(chat: FakeChatServer, tmp_path: Path) -> None:

@@ -64,26 +64,68 @@ markdown. Confirm briefly what you wrote down."""
 
 JSON_PROMPT = """You are {name}, the voice assistant of a meeting. You keep the agenda and \
 write down action items (what, owner, due), decisions and notes. Answer the last line, which \
-was said to you, with one JSON object: "ops" are the changes to the notes that it asks for \
-([] when none), "say" is your spoken reply in one or two short sentences.
+was said to you, with one JSON object: "say" is your spoken reply in one or two short \
+sentences, "ops" are the changes to the notes that the line asks for ([] when none).
 
 """
 
-_JSON_EXAMPLES: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
-    ("Meeting: weekly sync\nAgenda: empty\n\nSam: Assistant, add the budget and hiring to the "
-     "agenda.",
-     {"ops": [{"op": "add_agenda_items", "titles": ["budget", "hiring"]}],
-      "say": "I added the budget and hiring to the agenda."}),
-    ("Meeting: weekly sync\nAgenda:\n- [item-1] budget (pending)\n- [item-2] hiring (pending)"
-     "\n\nKim: Assistant, I will send the report by Friday.",
-     {"ops": [{"op": "add_action_item", "text": "send the report", "owner": "Kim",
-               "due_text": "Friday"}],
-      "say": "Noted: Kim will send the report by Friday."}),
-    ("Meeting: weekly sync\nAgenda:\n- [item-1] budget (pending)\n- [item-2] hiring (pending)"
-     "\nAction [action-1] (open): Kim: send the report, due Friday"
+Example = tuple[str, dict[str, Any]]
+"""A worked example: what the model is shown (ending with the line), and the right answer."""
+
+_AGENDA_2 = ("Meeting: weekly sync\nAgenda:\n- [item-1] travel policy (pending)\n"
+             "- [item-2] office party (pending)")
+_AGENDA_2_ACTIVE = ("Meeting: weekly sync\nAgenda:\n- [item-1] travel policy (active)\n"
+                    "- [item-2] office party (pending)")
+
+JSON_EXAMPLES: Final[tuple[Example, ...]] = (
+    ("Meeting: weekly sync\nAgenda: empty\n\nSam: Assistant, add the travel policy and the "
+     "office party to the agenda.",
+     {"say": "I added the travel policy and the office party to the agenda.",
+      "ops": [{"op": "add_agenda_items", "titles": ["travel policy", "office party"]}]}),
+    (f"{_AGENDA_2}\n\nKim: Assistant, I will order the badges by Thursday.",
+     {"say": "Noted: Kim will order the badges by Thursday.",
+      "ops": [{"op": "add_action_item", "text": "order the badges", "owner": "Kim",
+               "due_text": "Thursday"}]}),
+    (f"{_AGENDA_2}\nAction [action-1] (open): Kim: order the badges, due Thursday"
      "\n\nSam: Assistant, what are the action items?",
-     {"ops": [], "say": "Kim will send the report by Friday."}),
+     {"say": "Kim will order the badges by Thursday.", "ops": []}),
+    (f"{_AGENDA_2}\n\nSam: Assistant, let's start with the travel policy.",
+     {"say": "Let's start with the travel policy.",
+      "ops": [{"op": "start_item", "ref": "travel policy"}]}),
+    (f"{_AGENDA_2_ACTIVE}\n\nKim: Assistant, we decided to cap trips at two a year.",
+     {"say": "Noted the decision: cap trips at two a year.",
+      "ops": [{"op": "add_decision", "text": "cap trips at two a year"}]}),
+    (f"{_AGENDA_2_ACTIVE}\nDecision: cap trips at two a year"
+     "\n\nSam: Assistant, what did we decide?",
+     {"say": "We decided to cap trips at two a year.", "ops": []}),
+    (f"{_AGENDA_2_ACTIVE}\n\nSam: Assistant, next topic please.",
+     {"say": "Moving on to the office party.", "ops": [{"op": "next_item"}]}),
+    (f"{_AGENDA_2}\n\nKim: Assistant, what is on the agenda?",
+     {"say": "The travel policy, then the office party.", "ops": []}),
+    ("Meeting: weekly sync\nAgenda: empty\n\nSam: Hey assistant, are you there?",
+     {"say": "Yes, I'm here and taking notes.", "ops": []}),
 )
+"""A small bank; each turn is shown the few most like it (:func:`nearest_examples`)."""
+
+_EXAMPLES_SHOWN = 3
+
+
+def nearest_examples(bank: Sequence[Example], text: str, k: int = _EXAMPLES_SHOWN,
+                     ) -> list[Example]:
+    """The ``k`` examples whose last line shares the most words with ``text``, the most
+    alike last.
+
+    Small models copy the shape of the example nearest the end of the prompt more than they
+    follow instructions; showing them the examples that fit the turn is what makes a 270M
+    model's answers usable at all, and costs a large one nothing.
+    """
+    words = set(content_words(text))
+
+    def likeness(example: Example) -> tuple[float, int]:
+        theirs = set(content_words(example[0].rsplit("\n", 1)[-1]))
+        return (len(words & theirs) / (len(words | theirs) or 1), -bank.index(example))
+
+    return sorted(bank, key=likeness)[-k:]
 
 
 def chat_tools(exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -102,34 +144,103 @@ def chat_tools(exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
     ]
 
 
-def ops_schema() -> dict[str, Any]:
+@dataclass(frozen=True)
+class Words:
+    """What the free-text slots of a JSON answer may hold: spans of what was said.
+
+    A 270M model asked for an agenda title writes the title of the worked example it was shown
+    ("budget" for "the budget review"); made to choose among the spans of the line itself, it
+    picks one of those. Names are the people in the meeting; refs also the agenda's titles.
+    A large model loses little: notes in the speaker's own words.
+    """
+
+    spans: tuple[str, ...]
+    names: tuple[str, ...] = ()
+    refs: tuple[str, ...] = ()
+
+
+_SPAN_WORDS = 8
+_SPAN_EDGE = re.compile(r"^[^\w]+|[^\w]+$")
+
+
+def spans_of(text: str, max_words: int = _SPAN_WORDS) -> tuple[str, ...]:
+    """Every run of up to ``max_words`` words of ``text`` (punctuation trimmed at the ends)."""
+    words = [w for w in (_SPAN_EDGE.sub("", w) for w in text.split()) if w]
+    out: dict[str, None] = {}
+    for i in range(len(words)):
+        for j in range(i + 1, min(len(words), i + max_words) + 1):
+            out.setdefault(" ".join(words[i:j]), None)
+    return tuple(out)
+
+
+def _one_of(values: Sequence[str], nullable: bool = False) -> dict[str, Any]:
+    choices: dict[str, Any] = {"enum": list(values)} if values else {"const": ""}
+    return {"anyOf": [choices, {"type": "null"}]} if nullable else choices
+
+
+_SPAN_SLOTS: Final = {"titles": "spans[]", "title": "spans", "text": "spans",
+                      "due_text": "spans?", "owner": "names", "ref": "refs",
+                      "speaker": "names"}
+_DROPPED_SLOTS: Final = ("source", "due_date")
+"""Filled in by meetbot (the line an op came from), not asked of the model."""
+
+
+def ops_schema(words: Words | None = None) -> dict[str, Any]:
     """JSON schema of a list of notes operations: each tool's arguments plus ``"op"``.
 
-    ``get_notes`` is left out: in the JSON protocol the notes are in the prompt already.
+    ``get_notes`` is left out: in the JSON protocol the notes are in the prompt already. With
+    ``words``, the free-text slots must be spans of what was said (see :class:`Words`).
     """
     ops = []
     for tool in NOTES_TOOLS:
         if tool["name"] == "get_notes":
             continue
         params = tool["parameters"]
+        props: dict[str, Any] = {}
+        for name, schema in params["properties"].items():
+            kind = _SPAN_SLOTS.get(name) if words is not None else None
+            if words is not None and name in _DROPPED_SLOTS:
+                continue
+            if words is None or kind is None:
+                props[name] = schema
+            elif kind == "spans[]":
+                props[name] = {"type": "array", "items": _one_of(words.spans), "minItems": 1,
+                               "maxItems": 6}
+            elif kind == "names":
+                props[name] = _one_of(words.names or ("",))
+            elif kind == "refs":
+                props[name] = _one_of((*words.refs, *words.spans),
+                                      nullable="null" in str(schema.get("type")))
+            else:
+                props[name] = _one_of(words.spans, nullable=kind == "spans?")
         ops.append({
             "type": "object",
-            "properties": {"op": {"const": tool["name"]}, **params["properties"]},
+            "properties": {"op": {"const": tool["name"]}, **props},
             "required": ["op", *params["required"]],
             "additionalProperties": False,
         })
     return {"type": "array", "items": {"anyOf": ops}, "maxItems": _MAX_OPS}
 
 
-def reply_schema() -> dict[str, Any]:
-    """The JSON protocol's answer to an addressed turn: the notes changes, then the speech.
+def words_for(notes: MeetingNotes, said: Sequence[str], names: Sequence[str]) -> Words:
+    """The :class:`Words` of lines ``said`` in a meeting with ``notes`` and ``names``."""
+    spans = tuple(dict.fromkeys(s for line in said for s in spans_of(line)))
+    refs = tuple(dict.fromkeys([*(i.title for i in notes.agenda),
+                                *(a.text for a in notes.action_items)]))
+    return Words(spans=spans, names=tuple(dict.fromkeys(names)), refs=refs)
 
-    ``ops`` comes first so the reply is said knowing what was written down.
+
+def reply_schema(words: Words | None = None) -> dict[str, Any]:
+    """The JSON protocol's answer to an addressed turn: the speech, then the notes changes.
+
+    ``say`` comes first so the bot starts talking after a handful of tokens; with the notes
+    changes first a small local model took seconds more before the first word.
     """
     return {
         "type": "object",
-        "properties": {"ops": ops_schema(), "say": {"type": "string", "maxLength": 400}},
-        "required": ["ops", "say"],
+        "properties": {"say": {"type": "string", "maxLength": 300},
+                       "ops": ops_schema(words)},
+        "required": ["say", "ops"],
         "additionalProperties": False,
     }
 
@@ -212,8 +323,11 @@ def _same_words(a: str, b: str) -> bool:
 
 
 def run_ops(notes: MeetingNotes, ops: object, *, speaker: str = "",
-            wall_time: float | None = None) -> list[ToolResult]:
-    """Apply the JSON protocol's ``ops`` (each a tool's arguments plus ``"op"``); never raises."""
+            wall_time: float | None = None, source: str = "") -> list[ToolResult]:
+    """Apply the JSON protocol's ``ops`` (each a tool's arguments plus ``"op"``); never raises.
+
+    ``speaker`` and ``source`` (the words an action item was taken from) fill in what the op
+    leaves out."""
     results: list[ToolResult] = []
     if not isinstance(ops, list):
         return results
@@ -221,6 +335,8 @@ def run_ops(notes: MeetingNotes, ops: object, *, speaker: str = "",
         if not isinstance(op, dict) or not isinstance(op.get("op"), str):
             continue
         args = {k: v for k, v in op.items() if k != "op"}
+        if op["op"] == "add_action_item" and source:
+            args.setdefault("source", source)
         result = run_tool_once(notes, op["op"], json.dumps(args), speaker=speaker,
                                wall_time=wall_time)
         log.info("LLM op %s -> %s", op["op"], "ok" if result.ok else result.output)
@@ -235,13 +351,13 @@ async def open_stream(client: openai.AsyncOpenAI, **request: Any) -> Any:
     return await create(stream=True, **request)
 
 
-def json_messages(instructions: str, examples: Sequence[tuple[str, dict[str, Any]]],
+def json_messages(instructions: str, examples: Sequence[Example],
                   question: str) -> list[dict[str, Any]]:
     """User and assistant messages only: instructions, worked examples, then ``question``.
 
     The instructions ride in the first user message (Gemma's templates have no system role;
-    llama-cpp-python's drops it). The fixed part comes first so a local server reuses its
-    cache of it from one request to the next.
+    llama-cpp-python's drops it). They come first, the same every time, so a local server
+    reuses what it evaluated of them from one request to the next.
     """
     messages: list[dict[str, Any]] = []
     for k, (said, answer) in enumerate(examples):
@@ -294,6 +410,11 @@ class LLMBrain:
         )
         self.fallbacks = 0
         """Turns the rule brain answered because the model failed or was too slow."""
+        self.mended = 0
+        """Turns the model answered without changing the notes, in which the rule brain then
+        found something to write down."""
+        self._people: dict[str, None] = {}
+        """Everyone heard or seen in the call, in order (the JSON protocol's owner names)."""
         self.listener: LLMListener | None = None
         if listen:
             from meetbot.brain.llm_listener import LLMListener
@@ -343,13 +464,56 @@ class LLMBrain:
             async for text in self._fallback.reply(turn):
                 yield text
 
+    def _rules_take(self, turns: Sequence[Turn]) -> int:
+        """The rule brain's notes of lines the model did not manage (see llm_listener);
+        how many changes it made."""
+        if not turns:
+            return 0
+        from meetbot.brain.llm_listener import rule_notes
+
+        names = [*self._people, *(self.listener.names if self.listener is not None else ())]
+        return rule_notes(self._store.notes, self._bot_name, list(dict.fromkeys(names)), turns)
+
+    def _mend_if_unchanged(self, results: Sequence[ToolResult], turns: Sequence[Turn]) -> None:
+        """A turn the model answered without changing the notes — nothing asked for, or
+        nothing it asked for could be made (a 270M model answers "put X on the agenda" with
+        "next item" on an empty agenda) — is read by the rule brain as well, so what the
+        speaker asked for is written down. Where the model changed something, its reading
+        stands."""
+        if any(r.change is not None for r in results):
+            return
+        if self._rules_take(turns):
+            self.mended += 1
+            log.info("the LLM changed nothing for this turn; the rule brain's notes of it "
+                     "were taken")
+
     async def proactive(self, now: float) -> str | None:
         return await self._fallback.proactive(now)
 
     def add_participant(self, name: str) -> None:
+        if name and name != self._bot_name:
+            self._people.setdefault(name, None)
         self._fallback.add_participant(name)
         if self.listener is not None:
             self.listener.add_participant(name)
+
+    async def warm_up(self) -> None:
+        """Have the server evaluate the fixed start of the prompts once, before anyone talks.
+
+        A local server keeps what it evaluated of a prompt's beginning; on two busy cores the
+        JSON protocol's instructions and examples took a 270M model 5-10 s the first time, past
+        any reply deadline. Errors are logged, not raised: the rule brain is there anyway.
+        """
+        if self.protocol != "json":
+            return
+        question = meeting_state(self._store.notes, None, transcript_lines=0)
+        messages = json_messages(JSON_PROMPT.format(name=self._bot_name),
+                                 nearest_examples(JSON_EXAMPLES, ""), question)
+        try:
+            create: Any = self._client.chat.completions.create
+            await create(model=self._config.model, messages=messages, max_tokens=1)
+        except openai.OpenAIError as exc:
+            log.warning("LLM warm-up failed: %s", _describe(exc))
 
     async def close(self) -> None:
         """Write down what the listener still holds (before the notes are closed)."""
@@ -373,11 +537,13 @@ class LLMBrain:
         except (TimeoutError, openai.OpenAIError, ValueError) as exc:
             raise _NoAnswer(exc) from exc
         notes.add_transcript_line(turn.speaker_name, turn.text, turn.wall_time)
+        results: list[ToolResult] = []
         try:
-            async for text in self._rounds(stream, messages, turn):
+            async for text in self._rounds(stream, messages, turn, results):
                 yield text
         except (TimeoutError, openai.OpenAIError) as exc:
             log.warning("LLM brain failed mid-reply: %s", _describe(exc))
+        self._mend_if_unchanged(results, [*earlier, turn])
 
     async def _first_round(self, messages: list[dict[str, Any]]) -> _Stream:
         """Open the stream and wait for its first useful chunk (the deadline covers both)."""
@@ -390,7 +556,8 @@ class LLMBrain:
         return stream
 
     async def _rounds(
-        self, stream: _Stream, messages: list[dict[str, Any]], turn: Turn
+        self, stream: _Stream, messages: list[dict[str, Any]], turn: Turn,
+        results: list[ToolResult],
     ) -> AsyncIterator[str]:
         for _ in range(_MAX_TOOL_ROUNDS):
             async for text in stream.text():
@@ -411,6 +578,7 @@ class LLMBrain:
                 result = run_tool_once(self._store.notes, c.name, "".join(c.arguments),
                                        speaker=turn.speaker_name, wall_time=turn.wall_time)
                 log.info("LLM tool %s -> %s", c.name, "ok" if result.ok else result.output)
+                results.append(result)
                 messages.append({"role": "tool", "tool_call_id": c.id, "content": result.output})
             stream = await self._first_round(messages)
 
@@ -422,11 +590,15 @@ class LLMBrain:
         if earlier:
             question += "\n\n" + _earlier_text(earlier)
         question += f"\n\n{turn.speaker_name}: {turn.text}"
-        messages = json_messages(JSON_PROMPT.format(name=self._bot_name), _JSON_EXAMPLES,
-                                 question)
+        messages = json_messages(JSON_PROMPT.format(name=self._bot_name),
+                                 nearest_examples(JSON_EXAMPLES, turn.text), question)
+        for t in (*earlier, turn):
+            self.add_participant(t.speaker_name)
+        words = words_for(notes, [t.text for t in (*earlier, turn)], list(self._people))
         reply = _JsonReply()
         try:
-            await asyncio.wait_for(self._open_json(messages, reply), self._config.deadline_s)
+            await asyncio.wait_for(self._open_json(messages, reply, words),
+                                   self._config.deadline_s)
         except (TimeoutError, openai.OpenAIError, ValueError) as exc:
             await reply.aclose()
             raise _NoAnswer(exc) from exc
@@ -440,17 +612,19 @@ class LLMBrain:
         finally:
             await reply.aclose()
         answer = reply.parsed()
+        log.debug("LLM answer: %s", reply.raw)
         if answer is None:
             log.warning("LLM reply was not the JSON asked for: %.200r", reply.raw)
             return
-        # Earlier lines' ops name their own speakers; the rest are the caller's.
-        run_ops(self._store.notes, answer.get("ops"), speaker=turn.speaker_name,
-                wall_time=turn.wall_time)
+        results = run_ops(self._store.notes, answer.get("ops"), speaker=turn.speaker_name,
+                          wall_time=turn.wall_time, source=turn.text)
+        self._mend_if_unchanged(results, [*earlier, turn])
 
-    async def _open_json(self, messages: list[dict[str, Any]], reply: _JsonReply) -> None:
+    async def _open_json(self, messages: list[dict[str, Any]], reply: _JsonReply,
+                         words: Words) -> None:
         response = await open_stream(
             self._client, model=self._config.model, messages=messages,
-            response_format=json_response_format(reply_schema()),
+            response_format=json_response_format(reply_schema(words)),
             max_tokens=_JSON_MAX_TOKENS, temperature=0,
         )
         reply.attach(response)
@@ -537,10 +711,17 @@ class _JsonReply:
             await self._read()
 
     async def say_text(self) -> AsyncIterator[str]:
+        """The spoken text as it comes, up to its first line break: a reply is one paragraph,
+        and a small model that starts a new line is writing the meeting's next lines."""
+        cut = False
         while True:
-            if self._pending:
+            if self._pending and not cut:
                 text, self._pending = self._pending, ""
-                yield text
+                if "\n" in text:
+                    text, cut = text.split("\n", 1)[0], True
+                if text:
+                    yield text
+            self._pending = "" if cut else self._pending
             if self._done:
                 return
             await self._read()
@@ -643,5 +824,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-__all__ = ["LLMBrain", "chat_tools", "json_response_format", "meeting_state", "open_stream",
-           "ops_schema", "reply_schema", "run_ops", "run_tool_once"]
+__all__ = [
+    "JSON_EXAMPLES",
+    "LLMBrain",
+    "Words",
+    "chat_tools",
+    "json_response_format",
+    "meeting_state",
+    "nearest_examples",
+    "open_stream",
+    "ops_schema",
+    "reply_schema",
+    "run_ops",
+    "run_tool_once",
+    "spans_of",
+    "words_for",
+]

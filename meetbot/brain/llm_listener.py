@@ -13,15 +13,18 @@ waits for them:
   one slot — llama-cpp-python's even cuts a running stream off for a new request — so a batch
   must never stand between a person and the bot's reply.
 
-Who writes what — the model wins. With a listener, the rule brain writes nothing from
-unaddressed lines on its own. It takes a batch only when the model could not: an error, no
-answer within ``deadline_s``, or an answer that is not what was asked for; and it takes the
-lines that went with an addressed turn when that turn fell back to it. It then reads them on a
-scratch copy of the notes, and its changes are replayed onto the real notes as tool calls (as
-meetbot's offline Realtime server does), so both writers go through the same operations. A
-model that answers "nothing to note" is believed. Whoever writes second, an entry the notes
-already hold (same owner, nearly the same words) is not added again
-(:func:`~meetbot.brain.llm.run_tool_once`).
+Who writes what — the model first. With a listener, the rule brain writes nothing from
+unaddressed lines on its own. It reads a batch only when the model did not manage it: an
+error, no answer within ``deadline_s``, an answer that is not what was asked for, or an
+answer that changed nothing in the notes (no change, or none that could be made — a 270M
+model answers "next item" on an empty agenda); and it reads the lines that went with an
+addressed turn when that turn fell back to it. Where the model changed something, its reading
+stands and the rule brain adds nothing. The rule brain reads on a scratch copy of the notes,
+and its changes are replayed onto the real notes as tool calls (as meetbot's offline Realtime
+server does), so both writers go through the same operations. Whoever writes second, an entry
+the notes already hold (same owner, nearly the same words) is not added again
+(:func:`~meetbot.brain.llm.run_tool_once`). Addressed turns follow the same rule
+(:class:`~meetbot.brain.llm.LLMBrain`).
 """
 
 from __future__ import annotations
@@ -39,16 +42,19 @@ from typing import Any
 import openai
 
 from meetbot.brain.llm import (
+    Example,
     Protocol,
     _Stream,
     chat_tools,
     json_messages,
     json_response_format,
     meeting_state,
+    nearest_examples,
     open_stream,
     ops_schema,
     run_ops,
     run_tool_once,
+    words_for,
 )
 from meetbot.brain.rules import RuleBrain
 from meetbot.events import Turn
@@ -73,16 +79,20 @@ to the notes ([] when there is nothing to write down).
 
 """
 
-_LISTEN_EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("Agenda: empty\n\nNew lines:\nKim: okay so I'll send the report by Friday.\n"
+_LISTEN_EXAMPLES: tuple[Example, ...] = (
+    ("Agenda: empty\n\nNew lines:\nKim: okay so I'll order the badges by Thursday.\n"
      "Sam: great, thanks.",
-     {"ops": [{"op": "add_action_item", "text": "send the report", "owner": "Kim",
-               "due_text": "Friday"}]}),
+     {"ops": [{"op": "add_action_item", "text": "order the badges", "owner": "Kim",
+               "due_text": "Thursday"}]}),
     ("Agenda: empty\n\nNew lines:\nSam: how was your weekend?\nKim: good, we went hiking.",
      {"ops": []}),
-    ("Agenda:\n- [item-1] budget (active)\n- [item-2] hiring (pending)\n\nNew lines:\n"
-     "Lee: so we decided to hire two engineers.\nKim: let's move on to the next topic.",
-     {"ops": [{"op": "add_decision", "text": "hire two engineers"}, {"op": "next_item"}]}),
+    ("Agenda:\n- [item-1] travel policy (active)\n- [item-2] office party (pending)\n\n"
+     "New lines:\nLee: so we decided to cap trips at two a year.\n"
+     "Kim: let's move on to the next topic.",
+     {"ops": [{"op": "add_decision", "text": "cap trips at two a year"}, {"op": "next_item"}]}),
+    ("Agenda: empty\n\nNew lines:\nSam: today we need to cover the travel policy and the "
+     "office party.",
+     {"ops": [{"op": "add_agenda_items", "titles": ["travel policy", "office party"]}]}),
 )
 
 
@@ -95,6 +105,9 @@ class ListenerStats:
     model_lines: int = 0
     rules_batches: int = 0
     rules_lines: int = 0
+    mended: int = 0
+    """Batches the model answered without changing the notes, in which the rule brain found
+    something to write down."""
     called_off: int = 0
     """Batches in flight when someone called the bot (their lines went with that turn)."""
     batch_s: list[float] = field(default_factory=list)
@@ -159,6 +172,11 @@ class LLMListener:
         self._queue.append(turn)
         self._maybe_send()
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The people heard or seen in the call so far."""
+        return tuple(self._names)
+
     def add_participant(self, name: str) -> None:
         if name and name != self._bot_name and name not in self._names:
             self._names.append(name)
@@ -182,36 +200,15 @@ class LLMListener:
             self._holds -= 1
             self._maybe_send()
 
-    def rules_take(self, turns: Sequence[Turn]) -> None:
-        """The rule brain writes down ``turns`` (already in the transcript) for the model.
-
-        It reads them on a scratch copy of the notes, as it would have live, and each change
-        it makes there is replayed onto the real notes as the tool call that makes it.
-        """
+    def rules_take(self, turns: Sequence[Turn]) -> int:
+        """The rule brain writes down ``turns`` (already in the transcript) for the model;
+        how many changes it made."""
         if not turns:
-            return
-        real = self._store.notes
-        scratch_notes = MeetingNotes.from_dict(real.to_dict(transcript_limit=0))
-        scratch = RuleBrain(InMemoryNotes(scratch_notes), self._bot_name,
-                            record_own_replies=False)
-        for name in self._names:
-            scratch.add_participant(name)
-        for turn in turns:
-            changes: list[NoteChange] = []
-            unsubscribe = scratch_notes.subscribe(changes.append)
-            try:
-                scratch.handle(turn)
-            finally:
-                unsubscribe()
-            for change in changes:
-                call = change_to_call(change)
-                if call is not None:
-                    result = run_tool_once(real, call.name, call.arguments_json,
-                                           speaker=turn.speaker_name, wall_time=turn.wall_time)
-                    if not result.ok:
-                        log.info("rule note %s did not apply: %s", call.name, result.output)
+            return 0
+        made = rule_notes(self._store.notes, self._bot_name, self._names, turns)
         self.stats.rules_batches += 1
         self.stats.rules_lines += len(turns)
+        return made
 
     async def flush(self) -> None:
         """Send what is waiting now and wait until every line heard so far is written down."""
@@ -261,62 +258,80 @@ class LLMListener:
         self._in_flight = batch
         context = list(self._sent)
         self._sent.extend(batch)
-        self._task = asyncio.get_running_loop().create_task(self._run(batch, context),
-                                                            name="llm-listen")
+        task = asyncio.get_running_loop().create_task(self._run(batch, context),
+                                                      name="llm-listen")
+        self._task = task
+        task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        """The batch is over, answered or called off (a task cancelled before it ever ran
+        runs none of its own code, so the listener is told here)."""
+        if self._task is task:
+            self._task = None
+        if not task.cancelled() and task.exception() is not None:
+            log.error("LLM listener batch failed", exc_info=task.exception())
+        self._maybe_send()
 
     async def _run(self, batch: list[Turn], context: list[Turn]) -> None:
         started = time.monotonic()
         try:
-            done = await asyncio.wait_for(self._ask_model(batch, context), self._deadline_s)
+            changed = await asyncio.wait_for(self._ask_model(batch, context), self._deadline_s)
+            done = changed is not None
             if not done:
                 log.warning("LLM listener: the model's answer was not usable; the rule brain "
                             "takes %d line(s)", len(batch))
         except (TimeoutError, openai.OpenAIError, ValueError) as exc:
             what = "no answer in time" if isinstance(exc, TimeoutError) else repr(exc)
             log.warning("LLM listener: %s; the rule brain takes %d line(s)", what, len(batch))
-            done = False
+            done = changed = False
         except asyncio.CancelledError:
             return  # called off: whoever cancelled took the lines
-        finally:
-            if self._task is asyncio.current_task():
-                self._task = None
         if self._in_flight is batch:
             self._in_flight = []
             if done:
                 self.stats.model_batches += 1
                 self.stats.model_lines += len(batch)
                 self.stats.batch_s.append(time.monotonic() - started)
+                if not changed and rule_notes(self._store.notes, self._bot_name, self._names,
+                                              batch):
+                    self.stats.mended += 1
             else:
                 self.rules_take(batch)
-        self._maybe_send()
 
-    async def _ask_model(self, batch: list[Turn], context: list[Turn]) -> bool:
+    async def _ask_model(self, batch: list[Turn], context: list[Turn]) -> bool | None:
         """One model call for ``batch``; its notes changes are applied when it has answered
-        (all at once, so calling the batch off never leaves half of them). False: the answer
-        was not usable."""
+        (all at once, so calling the batch off never leaves half of them). True: the notes
+        changed; False: the model's answer changed nothing (nothing to note, or nothing it
+        asked for could be made); None: the answer was not usable."""
         notes = self._store.notes
         question = meeting_state(notes, None, transcript_lines=0)
         if context:
             question += "\n\nSaid before:\n" + _lines(context)
         question += "\n\nNew lines:\n" + _lines(batch)
         if self._protocol == "json":
-            ops = await self._json_ops(question)
+            ops = await self._json_ops(question, batch)
             if ops is None:
-                return False
+                return None
         else:
             ops = await self._tool_ops(question)
         if self._in_flight is not batch:
             return True  # called off while the answer was read: the lines went elsewhere
+        changed = False
         for op in ops:
             turn = _who_said(op, batch)
-            run_ops(notes, [op], speaker=turn.speaker_name, wall_time=turn.wall_time)
-        return True
+            results = run_ops(notes, [op], speaker=turn.speaker_name, wall_time=turn.wall_time,
+                              source=turn.text)
+            changed = changed or any(r.change is not None for r in results)
+        return changed
 
-    async def _json_ops(self, question: str) -> list[dict[str, Any]] | None:
+    async def _json_ops(self, question: str, batch: Sequence[Turn],
+                        ) -> list[dict[str, Any]] | None:
+        lines = question.rsplit("New lines:", 1)[-1]
         messages = json_messages(_LISTEN_JSON_PROMPT.format(name=self._bot_name),
-                                 _LISTEN_EXAMPLES, question)
-        schema = {"type": "object", "properties": {"ops": ops_schema()}, "required": ["ops"],
-                  "additionalProperties": False}
+                                 nearest_examples(_LISTEN_EXAMPLES, lines, k=2), question)
+        words = words_for(self._store.notes, [t.text for t in batch], self._names)
+        schema = {"type": "object", "properties": {"ops": ops_schema(words)},
+                  "required": ["ops"], "additionalProperties": False}
         response = await open_stream(
             self._client, model=self._model, messages=messages,
             response_format=json_response_format(schema), max_tokens=_LISTEN_MAX_TOKENS,
@@ -360,6 +375,38 @@ class LLMListener:
         return ops
 
 
+def rule_notes(notes: MeetingNotes, bot_name: str, names: Sequence[str],
+               turns: Sequence[Turn]) -> int:
+    """The rule brain's notes of ``turns`` (already in the transcript), written onto ``notes``.
+
+    It reads them on a scratch copy of the notes, as it would have live (an addressed turn's
+    reply is thrown away), and each change it makes there is replayed onto the real notes as
+    the tool call that makes it; what the notes already hold is not added again. Returns
+    how many changes were made.
+    """
+    made = 0
+    scratch_notes = MeetingNotes.from_dict(notes.to_dict(transcript_limit=0))
+    scratch = RuleBrain(InMemoryNotes(scratch_notes), bot_name, record_own_replies=False)
+    for name in names:
+        scratch.add_participant(name)
+    for turn in turns:
+        changes: list[NoteChange] = []
+        unsubscribe = scratch_notes.subscribe(changes.append)
+        try:
+            scratch.handle(turn)
+        finally:
+            unsubscribe()
+        for change in changes:
+            call = change_to_call(change)
+            if call is not None:
+                result = run_tool_once(notes, call.name, call.arguments_json,
+                                       speaker=turn.speaker_name, wall_time=turn.wall_time)
+                if not result.ok:
+                    log.info("rule note %s did not apply: %s", call.name, result.output)
+                made += result.change is not None
+    return made
+
+
 def _lines(turns: Sequence[Turn]) -> str:
     return "\n".join(f"{t.speaker_name}: {t.text}" for t in turns)
 
@@ -376,4 +423,4 @@ def _who_said(op: dict[str, Any], batch: Sequence[Turn]) -> Turn:
     return found or batch[-1]
 
 
-__all__ = ["LISTEN_PROMPT", "LLMListener", "ListenerStats"]
+__all__ = ["LISTEN_PROMPT", "LLMListener", "ListenerStats", "rule_notes"]
