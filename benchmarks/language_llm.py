@@ -317,11 +317,12 @@ class LlamaServer:
     """``python -m llama_cpp.server`` as a child process on a free loopback port."""
 
     def __init__(self, model: Path | None = None, *, chat_format: str = CHAT_FORMAT,
-                 n_ctx: int = 4096, threads: int | None = None, cache: bool = True,
+                 n_ctx: int = 4096, threads: int | None = None, cache: bool = False,
                  start_timeout_s: float = 120.0) -> None:
-        """``cache``: keep the evaluated prompts in memory (llama-cpp-python's RAM cache), so
-        requests that take turns with different fixed prompts (the brain's, the listener's)
-        do not evaluate them again each time."""
+        """``cache``: llama-cpp-python's RAM cache of evaluated prompts. Off: with Gemma's
+        262k-word vocabulary each saved state holds the logits of every prompt token (the
+        server grew to 4.6 GB and took four times longer per request); the server reuses the
+        previous request's common prefix without it."""
         self.model = model or model_path()
         self.chat_format = chat_format
         self.n_ctx = n_ctx

@@ -10,15 +10,25 @@ Two ways of talking to the model (``protocol``):
 
 - ``"tools"``: the notes operations are function tools and the model calls them (streamed tool
   calls, up to a few rounds). What a hosted model does best.
-- ``"json"``: the model answers one JSON object ``{"ops": [...], "say": "..."}`` constrained by
-  a JSON schema (``response_format``), and ``say`` is spoken as it streams. For small local
+- ``"json"``: the model answers one JSON object ``{"say": "...", "ops": [...]}`` constrained
+  by a JSON schema (``response_format``), and ``say`` is spoken as it streams. For small local
   models and servers whose chat template has no tool calling (llama-cpp-python's server with
-  Gemma: its ``gemma`` chat format drops system and tool messages, and tool calls only exist
-  under ``chatml-function-calling``). It uses only user and assistant messages, so no template
-  can drop the instructions, and a few worked examples, which tiny models need.
+  Gemma 3: the GGUF has no chat template, the ``gemma`` chat format drops system and tool
+  messages, and tool calls exist only under ``chatml-function-calling``, a ChatML prompt
+  Gemma was not trained on). It uses only user and assistant messages, so no template can
+  drop the instructions; the worked examples shown are the few most like the turn; and the
+  free-text slots (titles, action items, owners) must be spans of what was said or names of
+  the people in the call, so a tiny model cannot write its example's words into the notes.
+
+Who writes the notes of an addressed turn: the model, through its tool calls or ops. When its
+answer changed nothing in the notes — it asked for nothing, or nothing it asked for could be
+made — the rule brain reads the turn as well (on a scratch copy, replayed as tool calls), so
+"put X on the agenda" is written even when the model only said so; where the model changed
+something its reading stands. When the model gives no answer in time the rule brain answers
+the whole turn. An entry the notes already hold is never added twice (:func:`run_tool_once`).
 
 Talk not meant for the bot goes to :class:`~meetbot.brain.llm_listener.LLMListener`, which
-takes notes from it with the same model in the background (see there for who writes what).
+takes notes from it with the same model in the background, by the same rule.
 """
 
 from __future__ import annotations
