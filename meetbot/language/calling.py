@@ -243,11 +243,8 @@ def _remove_call(text: str, toks: list[_Token], first: int, last: int, at_start:
     # Take the separator before the name along ("what's next, Nova?" -> "what's next?").
     while begin > 0 and text[begin - 1] in " ,":
         begin -= 1
-    if first > 0 and toks[first - 1].low in GREETINGS | _THANKS_BEFORE and not _set_off_before(
-        text, toks, first
-    ):
-        if toks[first - 1].low in GREETINGS:
-            begin = toks[first - 1].start
+    if first > 0 and toks[first - 1].low in GREETINGS and not _set_off_before(text, toks, first):
+        begin = toks[first - 1].start  # "... hey Nova" goes with its greeting
     return (text[:begin] + text[toks[last].end :]).strip(" ,")
 
 

@@ -109,10 +109,6 @@ class IntentClassifier:
         self._weights = np.vstack([est.coef_[0] for est in estimators]).T
         self._bias = np.array([est.intercept_[0] for est in estimators])
 
-    @property
-    def intents(self) -> list[str]:
-        return list(self._labels.classes_)
-
     def probabilities(self, feature_text: str) -> dict[str, float]:
         from scipy.sparse import hstack  # type: ignore[import-untyped]
 

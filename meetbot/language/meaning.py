@@ -77,9 +77,6 @@ class Meaning:
     def called(self) -> bool:
         return self.call.vocative
 
-    def intents(self) -> list[str]:
-        return [a.intent for a in self.acts]
-
     def first(self, intent: str) -> Act | None:
         return next((a for a in self.acts if a.intent == intent), None)
 

@@ -51,6 +51,14 @@ def context_tags(ctx: Context, call: Call) -> list[str]:
     return tags
 
 
+def feature_text(body: str, ctx: Context, call: Call, names: NameBook, bot_name: str) -> str:
+    """What the classifier reads: ``body`` masked, behind the context's tags. One function
+    for training and reading, so both see the same input."""
+    masked = mask(body, names=[w for n in names.names for w in n.split()],
+                  bot_words=words(bot_name), wall_time=ctx.wall_time)
+    return features(masked, context_tags(ctx, call))
+
+
 class Reader:
     """Reads utterances for one meeting: the bot's name and the people in the call."""
 
@@ -103,9 +111,7 @@ class Reader:
         return Meaning(call, tuple(_in_order(acts, body)), body)
 
     def feature_text(self, body: str, ctx: Context, call: Call) -> str:
-        masked = mask(body, names=[w for n in self.names.names for w in n.split()],
-                      bot_words=words(self.bot.name), wall_time=ctx.wall_time)
-        return features(masked, context_tags(ctx, call))
+        return feature_text(body, ctx, call, self.names, self.bot.name)
 
     # ----------------------------------------------------------------------------- slots
 
@@ -238,13 +244,9 @@ def record_context(record: dict[str, Any]) -> Context:
 
 def example_of(record: dict[str, Any]) -> Example:
     """A corpus record as a training example for the classifier."""
-    reader = Reader(record.get("bot_name", "assistant"), classifier=_NO_CLASSIFIER,
-                    participants=record.get("participants", []))
+    bot_name = record.get("bot_name", "assistant")
+    names = NameBook(record.get("participants", []), exclude=[bot_name])
     ctx = record_context(record)
-    call = reader.bot.read(record["text"])
-    feats = reader.feature_text(normalize(call.body), ctx, call)
+    call = BotName(bot_name).read(record["text"])
+    feats = feature_text(normalize(call.body), ctx, call, names, bot_name)
     return Example(feats, tuple(sorted(a["intent"] for a in record.get("acts", []))))
-
-
-_NO_CLASSIFIER: Any = object()
-"""Stands for "no classifier needed": building training examples only masks text."""

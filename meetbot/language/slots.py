@@ -280,10 +280,9 @@ def action(text: str, ctx: Context, names: NameBook, *, request: bool = False
                       r"(?:own|take|handle|do|have|get|are on|are taking)\b\s*(?P<rest>.*)",
                       body, _I)
         if m and (who := _who(m.group("who"), ctx, names)):
-            verb = re.search(r"\b(own|take|handle|do|have|get)\b", m.group(0), _I)
-            owner, task = who, f"{verb.group(1) if verb else ''} {m.group('rest')}"
-            if verb and verb.group(1).lower() in ("own", "have", "get", "take"):
-                task = m.group("rest")
+            # "you own / have / take X" names the task X; "you handle / do X" keeps its verb.
+            verb = re.search(r"\b(handle|do)\b", m.group(0), _I)
+            owner, task = who, f"{verb.group(1)} {m.group('rest')}" if verb else m.group("rest")
     if task is None and request:
         m = re.search(r"\b(?:can|could|would|will)\s+you\s+(?:please\s+|maybe\s+|also\s+)?"
                       r"(?P<rest>.+)$", body, _I) or re.search(
