@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from meetbot.language.calling import GREETINGS, BotName
 from meetbot.language.meaning import Context
-from meetbot.language.reader import Reader
+from meetbot.language.reader import BOT_DIRECTED, Reader
 from meetbot.language.text import words
 
 __all__ = ["GREETINGS", "Addressing", "words"]
@@ -83,7 +83,13 @@ class Addressing:
             return False
         if self._reader is None:
             return True
-        return bool(self._reader.read(text, Context(bot_asked=window.question)).acts)
+        meaning = self._reader.read(text, Context(bot_asked=window.question), guess=False)
+        if window.speaker_id is None:
+            # The bot asked the room: an answer to it, or something only the bot could act
+            # on. A remark that merely states something ("Marketing is 10% over", said while
+            # a reminder's question hangs in the air) is talk between people.
+            return any(act.intent in BOT_DIRECTED for act in meaning.acts)
+        return bool(meaning.acts)
 
     def bot_replied(self, speaker_id: str | None, reply: str, now: float) -> None:
         """Open the follow-up window after the bot finished speaking ``reply``.

@@ -85,6 +85,23 @@ def test_in_a_follow_up_window_only_an_answer_is_addressed() -> None:
                                            "vendor contract.", 3, 1.0)
 
 
+def test_a_remark_while_a_reminder_asks_the_room_is_not_an_answer() -> None:
+    """A timekeeping question hangs in the air; someone carries on with the discussion. The
+    bot must not answer them (seen in a slow run of the seed meeting: the reminder came early,
+    and "Marketing is 10% over." was taken as an agenda item said to the bot)."""
+    reader = Reader("assistant", participants=["Dana", "Lee"])
+    addressing = Addressing("assistant", reader=reader)
+    reminder = ("We have ten seconds left for the Q3 budget discussion. "
+                "Should we move to product launch planning?")
+    for remark in ("Marketing is 10% over.",
+                   "Marketing is ten percent over, so we agreed to cut the events line."):
+        addressing.bot_replied(None, reminder, now=0.0)
+        assert not addressing.would_address("lee", remark, 3, 1.0), remark
+    for answer in ("Yes, let's move on.", "sure", "no, not yet"):
+        addressing.bot_replied(None, reminder, now=0.0)
+        assert addressing.would_address("dana", answer, 3, 1.0), answer
+
+
 def test_scoring_normalises_slots_and_counts_false_calls() -> None:
     records = [
         {"id": "1", "text": "the Nova dashboard is down", "bot_name": "Nova", "called": False,

@@ -78,8 +78,12 @@ class Reader:
     def add_participant(self, name: str) -> None:
         self.names.add(name)
 
-    def read(self, text: str, ctx: Context) -> Meaning:
-        """What ``text`` (one utterance, as transcribed) meant, said in ``ctx``."""
+    def read(self, text: str, ctx: Context, *, guess: bool = True) -> Meaning:
+        """What ``text`` (one utterance, as transcribed) meant, said in ``ctx``.
+
+        With ``guess`` (the default), an utterance said to the bot that no intent reaches the
+        threshold for gets the likeliest one anyway; without it only confident readings count
+        (deciding whether an utterance is meant for the bot at all must not guess)."""
         for name in ctx.participants:
             self.names.add(name)
         if ctx.speaker:
@@ -90,7 +94,7 @@ class Reader:
             meaning = self._read(as_call, ctx, guess=False)
             if meaning.has(*BOT_DIRECTED):
                 return meaning
-        return self._read(call, ctx)
+        return self._read(call, ctx, guess=guess)
 
     def _read(self, call: Call, ctx: Context, *, guess: bool = True) -> Meaning:
         body = normalize(call.body)
