@@ -80,11 +80,12 @@ def _attach_assistant(
     from meetbot.meeting.store import NotesStore
 
     store = NotesStore.for_room(config.data_dir, bot.address.room, title=bot.address.room)
-    brain = RuleBrain(store, config.name, record_own_replies=False)
+    wake = config.wake_phrases or (f"hey {config.name}", f"ok {config.name}")
+    reader = Reader(config.name, wake_phrases=wake)
+    brain = RuleBrain(store, config.name, record_own_replies=False, reader=reader)
     brain_impl = _maybe_llm_brain(config, store, brain)
     if brain_impl is not brain:  # the LLM brain's background notes are written before closing
         bot.add_closer(brain_impl.close)
-    wake = config.wake_phrases or (f"hey {config.name}", f"ok {config.name}")
     publisher = _NotesPublisher(bot, store)
 
     def on_line(speaker: str, text: str, is_bot: bool) -> None:
@@ -98,7 +99,7 @@ def _attach_assistant(
         tts,
         brain_impl,
         Addressing(config.name, wake, config.follow_up_s,
-                   reader=Reader(config.name, wake_phrases=wake)),
+                   reader=reader),
         people_in_call=lambda: sum(1 for p in bot.people if p.kind != "bot"),
         someone_speaking=lambda: any(lis.speaking for lis in bot.participant_listeners.values()),
         latency=LatencyLog(config.latency_log),

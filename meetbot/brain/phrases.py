@@ -67,7 +67,13 @@ def action_confirmation(a: ActionItem) -> str:
     return "Got it. " + describe_action(a)
 
 
-def list_actions(notes: MeetingNotes) -> list[str]:
+def list_actions(notes: MeetingNotes, owner: str | None = None) -> list[str]:
+    """The open action items (of ``owner`` only, when given), one sentence each."""
+    if owner is not None:
+        theirs = [a for a in notes.open_action_items() if a.owner == owner]
+        if not theirs:
+            return [f"{owner} has no open action items."]
+        return [describe_action(a) for a in theirs]
     open_items = notes.open_action_items()
     done = len(notes.action_items) - len(open_items)
     if not notes.action_items:

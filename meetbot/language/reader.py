@@ -22,7 +22,7 @@ from meetbot.language.names import NameBook
 from meetbot.language.text import normalize, words
 from meetbot.meeting.dates import find_due
 
-FALLBACK_THRESHOLD = 0.1
+FALLBACK_THRESHOLD = 0.3
 """For an utterance said to the bot where no intent reaches the classifier's threshold: the
 likeliest is taken from this probability up (chosen on the dev split)."""
 
@@ -40,8 +40,6 @@ def context_tags(ctx: Context, call: Call) -> list[str]:
     if ctx.pending_request is not None:
         same = ctx.pending_request.owner.lower() == ctx.speaker.lower()
         tags.append("pendingmine" if same else "pendingother")
-    if ctx.last_note_kind:
-        tags.append("lastnote")
     if call.vocative:
         tags.append("called")
     elif call.mentioned:
@@ -78,12 +76,15 @@ class Reader:
     def add_participant(self, name: str) -> None:
         self.names.add(name)
 
-    def read(self, text: str, ctx: Context, *, guess: bool = True) -> Meaning:
+    def read(self, text: str, ctx: Context, *, guess: bool = True,
+             addressed: bool = False) -> Meaning:
         """What ``text`` (one utterance, as transcribed) meant, said in ``ctx``.
 
         With ``guess`` (the default), an utterance said to the bot that no intent reaches the
         threshold for gets the likeliest one anyway; without it only confident readings count
-        (deciding whether an utterance is meant for the bot at all must not guess)."""
+        (deciding whether an utterance is meant for the bot at all must not guess).
+        ``addressed``: the utterance is known to be meant for the bot (a follow-up, a call
+        with one person), so it may be guessed at even without a vocative."""
         for name in ctx.participants:
             self.names.add(name)
         if ctx.speaker:
@@ -94,15 +95,16 @@ class Reader:
             meaning = self._read(as_call, ctx, guess=False)
             if meaning.has(*BOT_DIRECTED):
                 return meaning
-        return self._read(call, ctx, guess=guess)
+        return self._read(call, ctx, guess=guess, addressed=addressed)
 
-    def _read(self, call: Call, ctx: Context, *, guess: bool = True) -> Meaning:
+    def _read(self, call: Call, ctx: Context, *, guess: bool = True,
+              addressed: bool = False) -> Meaning:
         body = normalize(call.body)
         if not re.search(r"\w", body):
             return Meaning(call, (), body)
         feats = self.feature_text(body, ctx, call)
         predicted = self.classifier.predict(feats)
-        if not predicted and guess and (call.vocative or ctx.bot_asked):
+        if not predicted and guess and (call.vocative or ctx.bot_asked or addressed):
             # Said to the bot, so it asks something: the likeliest intent, unless none is
             # even remotely likely (then the bot says it did not understand).
             probs = self.classifier.probabilities(feats)
@@ -123,8 +125,13 @@ class Reader:
         """The act(s) for ``intent`` with slots read from ``body``; none when the intent
         cannot stand without an argument that is not there."""
         if intent == "agenda.add":
-            items = slots.agenda_items(body)
-            return [Act(intent, {"items": items})] if items else []
+            entries = slots.agenda_entries(body)
+            if not entries:
+                return []
+            listed: dict[str, Any] = {"items": [title for title, _ in entries]}
+            if any(seconds is not None for _, seconds in entries):
+                listed["timeboxes"] = [seconds for _, seconds in entries]
+            return [Act(intent, listed)]
         if intent in ("agenda.start", "agenda.goto", "agenda.skip"):
             ref = slots.item_ref(body, ctx)
             if intent == "agenda.skip" and ref is not None and ref == ctx.active_item and \
@@ -139,7 +146,18 @@ class Reader:
                 return [Act(intent, {"seconds": None})] if intent == "time.extend" else []
             if intent == "time.extend":
                 return [Act(intent, {"seconds": tb.seconds})]
-            return [Act(intent, {"seconds": tb.seconds, "item": tb.item})]
+            return [Act(intent, {"seconds": tb.seconds, "item": tb.item, "extra": tb.extra})]
+        if intent == "action.add":
+            acts = []
+            for clause in slots.action_clauses(body):
+                part = slots.action(clause, ctx, self.names)
+                if part is not None:
+                    acts.append(Act(intent, {
+                        "owner": part.owner, "task": part.task,
+                        "due": part.due.date if part.due else None,
+                        "due_text": part.due.text if part.due else None}))
+            if len(acts) > 1:
+                return acts
         if intent in ("action.add", "action.request"):
             found = slots.action(body, ctx, self.names, request=intent == "action.request")
             if found is None:
@@ -154,10 +172,12 @@ class Reader:
             return [Act(intent, {"task": slots.completed_task(body)})]
         if intent == "correction.due":
             due = find_due(body, ctx.wall_time, ctx.tz)
-            return [Act(intent, {"due": due.date if due else None,
-                                 "due_text": due.text if due else None})]
+            if due is None:
+                return []  # a new due date is what this correction is
+            return [Act(intent, {"due": due.date, "due_text": due.text})]
         if intent == "correction.owner":
-            return [Act(intent, {"owner": slots.owner_in(body, ctx, self.names)})]
+            owner = slots.owner_in(body, ctx, self.names)
+            return [Act(intent, {"owner": owner})] if owner else []
         if intent == "decision.add":
             return [Act(intent, {"text": slots.decision(body) or slots.clean(body)})]
         if intent == "note.add":
@@ -192,10 +212,21 @@ _EXCLUSIVE_GROUPS = (
 (a question about time is about time left or time used, seldom both)."""
 
 
+_QUESTIONS = frozenset({"ask.recap", "ask.decisions", "ask.actions", "ask.owner", "agenda.ask",
+                        "agenda.ask_next", "time.left", "time.used"})
+
+
 def _exclusive(predicted: list[tuple[str, float]]) -> list[str]:
     kept: list[str] = []
     taken: set[int] = set()
+    asks = False
     for intent, _ in predicted:  # most likely first
+        if intent in _QUESTIONS:
+            asks = True
+        elif intent.startswith("answer.") and asks:
+            # A question asked back ("how much time is left?" to "shall we move on?") is
+            # not a yes or a no, however much the bot's question makes one likely.
+            continue
         group = next((i for i, g in enumerate(_EXCLUSIVE_GROUPS) if intent in g), None)
         if group is not None:
             if group in taken:

@@ -85,6 +85,12 @@ _COUNT_WORDS = re.compile(
 
 def agenda_items(text: str) -> list[str]:
     """The titles an agenda addition names ("add X and Y to the agenda" -> [X, Y])."""
+    return [title for title, _ in agenda_entries(text)]
+
+
+def agenda_entries(text: str) -> list[tuple[str, float | None]]:
+    """The titles an agenda addition names, each with the time said for it ("plan the
+    offsite for ten minutes and review the metrics for five" -> [(..., 600), (..., 300)])."""
     body = text
     cue = _AGENDA_CUES.search(body)
     if cue is not None:
@@ -101,12 +107,14 @@ def agenda_items(text: str) -> list[str]:
     return []
 
 
-def _list_items(body: str) -> list[str]:
+def _list_items(body: str) -> list[tuple[str, float | None]]:
     body = re.split(r"\b(?:let us|let's|should we|can we|shall we|and let us|and let's)\b",
                     body, flags=_I)[0]
     body = _AGENDA_TAIL.sub("", body)
-    items: list[str] = []
+    items: list[tuple[str, float | None]] = []
     for seg in _ITEM_SPLIT.split(body):
+        durations = find_durations(seg)
+        seconds = durations[0].seconds if durations else None
         seg = _strip_duration(seg)
         seg = clean(_ITEM_LEAD.sub("", clean(seg)))
         seg = _AGENDA_TAIL.sub("", seg)
@@ -116,7 +124,7 @@ def _list_items(body: str) -> list[str]:
             continue
         if words[0].lower() in ("we", "i", "you", "they", "it", "is", "are", "to"):
             continue
-        items.append(seg)
+        items.append((seg, seconds))
     return items
 
 
@@ -315,6 +323,22 @@ def action(text: str, ctx: Context, names: NameBook, *, request: bool = False
     if not task or (len(task.split()) < 2 and task.lower() in _PRONOUNS):
         return None
     return ActionSlots(owner, task, due)
+
+
+_CLAUSE_BREAK = re.compile(
+    r"(?:,\s*(?:and\s+|while\s+|then\s+)?|;\s*|\s+(?:and|while|then)\s+)"
+    r"(?=(?:I|[A-Z][\w'-]*|[a-z][\w'-]*)(?:\s+(?:and\s+[A-Za-z][\w'-]*))?\s+"
+    r"(?:will|is going to|are going to|am going to|can|should|needs to|has to|is on|owns|"
+    r"takes|is taking|is handling)\b)")
+
+
+def action_clauses(text: str) -> list[str]:
+    """``text`` cut where another person's commitment begins ("Lee will draft it and I will
+    review it" -> two clauses); a due date said once at the end belongs to every clause."""
+    parts = [p.strip() for p in _CLAUSE_BREAK.split(text) if p and p.strip()]
+    if len(parts) < 2:
+        return [text]
+    return parts
 
 
 def _who(word: str, ctx: Context, names: NameBook, *, allow_me: bool = False) -> str | None:

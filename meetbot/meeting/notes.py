@@ -36,6 +36,8 @@ NoteOp = Literal[
     "add_transcript_line",
     "withdraw",
     "amend_transcript_line",
+    "update_action_item",
+    "skip_item",
 ]
 NOTE_OPS: tuple[str, ...] = get_args(NoteOp)
 JsonDict = dict[str, Any]
@@ -363,6 +365,19 @@ class MeetingNotes:
             "previous_item", {"id": target.id, "wall_time": wall, "transitions": transitions}
         ))
 
+    def skip_item(self, ref: str, wall_time: float | None = None) -> NoteChange:
+        """Take a pending item off today's plan ("let's skip hiring"): it is closed unheard,
+        so moving on passes it by. The active item is skipped with ``next_item``."""
+        target = self.find_item(ref)
+        if target is None:
+            raise NotesError(f"no agenda item matches {ref!r}")
+        if target.status != "pending":
+            raise NotesError(f"{target.title!r} is not waiting to be discussed")
+        return self._emit(NoteChange("skip_item", {
+            "id": target.id, "wall_time": _now(wall_time),
+            "transitions": [{"id": target.id, "status": "done"}],
+        }))
+
     def set_timebox(self, timebox_s: float | None, ref: str | None = None) -> NoteChange:
         """Set (or clear, with None) the timebox of the item ``ref``, the active one by default."""
         item = self.find_item(ref) if ref is not None else self.active_item()
@@ -395,6 +410,28 @@ class MeetingNotes:
             wall_time=_now(wall_time),
         )
         return self._emit(NoteChange("add_action_item", item.to_dict()))
+
+    def update_action_item(self, entry_id: str, *, owner: str | None = None,
+                           due_text: str | None = None, due_date: str | None = None,
+                           text: str | None = None) -> NoteChange:
+        """Correct an action item ("actually, make that Wednesday", "no, Lena owns that"):
+        only the fields given change."""
+        item = next((a for a in self.action_items if a.id == entry_id), None)
+        if item is None:
+            raise NotesError(f"no action item {entry_id!r}")
+        fields: JsonDict = {}
+        if owner is not None:
+            fields["owner"] = owner.strip()
+        if due_text is not None:
+            fields["due_text"] = due_text
+            fields["due_date"] = due_date
+        if text is not None:
+            if not text.strip():
+                raise NotesError("an action item needs text")
+            fields["text"] = " ".join(text.split())
+        if not fields:
+            raise NotesError("nothing to change")
+        return self._emit(NoteChange("update_action_item", {"id": entry_id, **fields}))
 
     def complete_action_item(self, ref: str, wall_time: float | None = None) -> NoteChange:
         item = self.find_action_item(ref)
@@ -456,7 +493,7 @@ class MeetingNotes:
         elif op == "add_agenda_items":
             for d in p.get("items", []):
                 self.agenda.append(AgendaItem.from_dict(d))
-        elif op in ("start_item", "next_item", "previous_item"):
+        elif op in ("start_item", "next_item", "previous_item", "skip_item"):
             wall = _float(p, "wall_time", 0.0)
             for t in p.get("transitions", []):
                 self._transition(self._item_by_id(_str(t, "id")), _str(t, "status"), wall)
@@ -477,6 +514,15 @@ class MeetingNotes:
             self.action_items = [a for a in self.action_items if a.id != entry]
             self.decisions = [d for d in self.decisions if d.id != entry]
             self.notes = [n for n in self.notes if n.id != entry]
+        elif op == "update_action_item":
+            item = self._action_by_id(_str(p, "id"))
+            if "owner" in p:
+                item.owner = _str(p, "owner")
+            if "due_text" in p:
+                item.due_text = _opt_str(p, "due_text")
+                item.due_date = _opt_str(p, "due_date")
+            if "text" in p:
+                item.text = _str(p, "text")
         elif op == "amend_transcript_line":
             index = int(_float(p, "index", -1))
             if not 0 <= index < len(self.transcript):
