@@ -68,7 +68,11 @@ class Addressing:
     def decide(self, speaker_id: str, text: str, people_in_call: int, now: float) -> bool:
         """Whether the bot should answer this utterance (consumes a follow-up window)."""
         addressed = self.would_address(speaker_id, text, people_in_call, now)
-        if addressed:
+        window = self._window
+        if addressed or (window is not None and window.speaker_id not in (None, speaker_id)
+                         and words(text)):
+            # Answered, or someone else took the floor: the follow-up moment has passed
+            # (what the first person says next is talk in the room again).
             self._window = None
         return addressed
 
@@ -83,6 +87,8 @@ class Addressing:
             return False
         if self._reader is None:
             return True
+        if self._calls_someone_else(text):
+            return False  # "Marco, could you ..." is for Marco
         meaning = self._reader.read(text, Context(bot_asked=window.question), guess=False)
         if window.speaker_id is None:
             # The bot asked the room: an answer to it, or something only the bot could act
@@ -107,6 +113,18 @@ class Addressing:
         question = _last_sentence(reply) if asked_room else None
         self._window = _Window(None if asked_room else speaker_id, now + self._follow_up_s,
                                question)
+
+    def _calls_someone_else(self, text: str) -> bool:
+        """The utterance opens by calling a participant by name ("Marco, ...")."""
+        if self._reader is None:
+            return False
+        head, comma, _ = text.partition(",")
+        name = head.strip()
+        for greeting in GREETINGS:
+            if name.lower().startswith(greeting + " "):
+                name = name[len(greeting) + 1:]
+        return bool(comma) and 0 < len(name.split()) <= 2 and \
+            self._reader.names.match(name) is not None
 
     def close_window(self) -> None:
         self._window = None

@@ -54,6 +54,8 @@ def describe_action(a: ActionItem) -> str:
     "we will", and ", due Friday" as "do Friday".
     """
     due = f" by {a.due_text}" if a.due_text else ""
+    if a.owner and a.text.split()[0].lower() in ("the", "a", "an", "our", "their", "this"):
+        return f"{a.owner} owns {a.text}{due}."  # "Ed, you're in charge of the survey"
     if a.owner:
         return f"{a.owner} is going to {a.text}{due}."
     return f"{cap(a.text)}{due}, with no owner yet."

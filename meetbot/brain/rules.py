@@ -88,6 +88,9 @@ class _Reply:
     understood: bool = False
     """Something was acted on, even if it needs no words ("yes" to a question)."""
     added: list[AgendaItem] = field(default_factory=list)
+    added_lines: list[str] = field(default_factory=list)
+    """The confirmation of what was added, left out when the turn started that very item
+    ("let's discuss the budget": "Starting the budget discussion.")."""
     """Agenda items this turn added ("add pricing and give it ten minutes": "it")."""
     closing: list[str] = field(default_factory=list)
     """Said last: the question the reply ends with ("Should we start with the budget?")."""
@@ -295,7 +298,10 @@ class RuleBrain:
         if out.navigated or out.started is not None:
             out.closing = [c for c in out.closing if c not in
                            (phrases.ask_start(i) for i in self.notes.agenda)]
-        lines = [*out.lines, *out.closing]
+        started_new = out.started is not None and out.started in out.added
+        lines = [*out.lines[:1], *([] if started_new else out.added_lines), *out.lines[1:],
+                 *out.closing] if out.started is not None else [
+                     *out.added_lines, *out.lines, *out.closing]
         if call.greeted and not lines and not acts:
             lines = ["Hi! I'm here and taking notes."]
             lines += self._orientation()
@@ -392,7 +398,7 @@ class RuleBrain:
                              if len(titles) == 1 else "Those are already on the agenda.")
             return
         out.added += new
-        out.lines += phrases.agenda_added(new, first_time)
+        out.added_lines += phrases.agenda_added(new, first_time)
         if notes.active_item() is None and not meaning.has(*_NAVIGATION) and (
                 first := notes.next_pending_item()) is not None:
             text = phrases.ask_start(first)
@@ -492,9 +498,6 @@ class RuleBrain:
         seconds = slots.get("seconds")
         if not isinstance(seconds, int | float) or seconds <= 0:
             return
-        if slots.get("extra") and not slots.get("item"):
-            self._time_extend({"seconds": seconds}, turn, out, meaning)
-            return
         if meaning.has("agenda.add") and not slots.get("item") and any(
                 a.slots.get("timeboxes") for a in meaning.acts if a.intent == "agenda.add"):
             return  # the times went on the items as they were added
@@ -550,6 +553,8 @@ class RuleBrain:
 
     def _agenda_ask_next(self, slots: dict[str, Any], turn: Turn, out: _Reply,
                          meaning: Meaning) -> None:
+        if out.navigated:
+            return  # "we're done here, what's next?": moving on already said what is next
         out.asked = True
         out.lines.append(phrases.next_up(self.notes))
 

@@ -7,8 +7,11 @@ character n-grams of the utterance, trained on the development split of the labe
 ("assistants", "take notice"); the words that vary without changing the intent are masked
 before anything is learned: participants' names become ``PERSON``, durations ``DURATION``,
 due dates ``DUEDATE``, the bot's name ``BOTNAME``. What the bot just did is part of the input
-(it asked a question, a request waits for this speaker's answer, a note was just written), so
-"sure" reads as an answer only where there is a question.
+(it asked a question, a request waits for this speaker's answer), so "sure" reads as an
+answer only where there is a question. Whether an agenda exists or a note was just written is
+left out: in the corpus those contexts come almost only with navigation and corrections, while
+in a live meeting they hold nearly all the time, so as tags they made every question after a
+note read as a correction and every decision under an agenda item go unheard.
 
 Training takes about a second and happens once per process (:func:`shared_classifier`),
 off the event loop when the caller loads it with ``asyncio.to_thread``.

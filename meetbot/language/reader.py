@@ -32,7 +32,8 @@ _YES_NO_OPENERS = frozenset(
 
 
 def context_tags(ctx: Context, call: Call) -> list[str]:
-    """What the bot just did and how it was named, as tokens for the classifier."""
+    """What the bot just did and how it was named, as tokens for the classifier (why the
+    agenda and the last note are not among them: meetbot/language/intents.py)."""
     tags: list[str] = []
     if ctx.bot_asked:
         first = words(ctx.bot_asked)[:1]
@@ -44,8 +45,6 @@ def context_tags(ctx: Context, call: Call) -> list[str]:
         tags.append("called")
     elif call.mentioned:
         tags.append("mention")
-    if ctx.agenda:
-        tags.append("agenda")
     return tags
 
 
@@ -144,9 +143,11 @@ class Reader:
             tb = slots.timebox(body, ctx)
             if tb is None:
                 return [Act(intent, {"seconds": None})] if intent == "time.extend" else []
-            if intent == "time.extend":
-                return [Act(intent, {"seconds": tb.seconds})]
-            return [Act(intent, {"seconds": tb.seconds, "item": tb.item, "extra": tb.extra})]
+            if intent == "time.extend" or (tb.extra and tb.item is None):
+                # "give it two more minutes": more time for what is on, whatever the
+                # classifier made of the verb
+                return [Act("time.extend", {"seconds": tb.seconds})]
+            return [Act(intent, {"seconds": tb.seconds, "item": tb.item})]
         if intent == "action.add":
             acts = []
             for clause in slots.action_clauses(body):

@@ -62,6 +62,7 @@ _AGENDA_CUES = re.compile(
     r"|\b(?:cover|discuss|go over|go through|talk about|talk through|look at|review|"
     r"get through|tackle|hit|touch on)\b"
     r"|\b(?:we have|there is|there are|we've got|we have got)\b"
+    r"|\b(?:meeting|here|call|meet)\s+(?:about|on|to discuss|to talk about|for)\b"
     r"|:",
     _I,
 )
@@ -79,6 +80,10 @@ _ITEM_LEAD = re.compile(
     r"maybe|the|our|a|an|some|quickly|one|two|three|four|five|number \w+|"
     r"(?:an? )?(?:items?|topics?|points?|discussion)(?: (?:about|on|for|regarding))?)"
     r"\b[\s,:]*)+", _I)
+_COUNT_LEAD = re.compile(
+    r"^(?:\w+\s+)?(?:items?|things?|topics?|points?)\s*(?:today|for today|this time)?\s*:\s*",
+    _I)
+"""("We have) three things today: ..." — the count before the list."""
 _COUNT_WORDS = re.compile(
     r"^(?:\w+\s+)?(?:items?|things?|topics?|points?)\s*:?\s*$", _I)
 
@@ -100,6 +105,7 @@ def agenda_entries(text: str) -> list[tuple[str, float | None]]:
                 " :,")))) is not None and more.end() > end:
             end = more.end()
         body = body[end:]
+    body = _COUNT_LEAD.sub("", body.strip())
     for sentence in re.split(r"(?<=[.!?])\s+", body.strip()):
         items = _list_items(sentence)
         if items:
@@ -151,9 +157,21 @@ _REF_CUES = re.compile(
 )
 
 
+_ORDINALS = {"first": 0, "second": 1, "third": 2, "fourth": 3, "fifth": 4, "sixth": 5,
+             "last": -1, "final": -1}
+_ORDINAL_REF = re.compile(
+    r"\b(?:the\s+)?(?P<n>" + "|".join(_ORDINALS) + r"|\d)(?:st|nd|rd|th)?\s+"
+    r"(?:agenda\s+)?(?:item|topic|point|one|thing)\b", _I)
+
+
 def item_ref(text: str, ctx: Context) -> str | None:
-    """The agenda item an utterance points at ("let's jump to hiring"), as the agenda writes
-    it when it is on the agenda; None for "this one" or none at all."""
+    """The agenda item an utterance points at ("let's jump to hiring", "the second item"),
+    as the agenda writes it when it is on the agenda; None for "this one" or none at all."""
+    if ctx.agenda and (m := _ORDINAL_REF.search(text)) is not None:
+        n = m.group("n").lower()
+        index = _ORDINALS[n] if n in _ORDINALS else int(n) - 1
+        if -len(ctx.agenda) <= index < len(ctx.agenda):
+            return ctx.agenda[index]
     candidates = list(_REF_CUES.finditer(text))
     for cue in reversed(candidates):
         ref = clean(_cut_clause(text[cue.end():]))
@@ -291,6 +309,14 @@ def action(text: str, ctx: Context, names: NameBook, *, request: bool = False
             # "you own / have / take X" names the task X; "you handle / do X" keeps its verb.
             verb = re.search(r"\b(handle|do)\b", m.group(0), _I)
             owner, task = who, f"{verb.group(1)} {m.group('rest')}" if verb else m.group("rest")
+    if task is None:
+        m = re.search(r"\b(?P<who>[A-Za-z][\w'-]*)\s*,\s*(?:you are|you will be|you're)\s+"
+                      r"(?:in charge of|responsible for|on the hook for|looking after|the owner of|"
+                      r"owning|handling|taking)\s+(?P<rest>.+)", body, _I) or re.search(
+            r"\b(?P<who>[A-Za-z][\w'-]*)\s*,\s*(?P<rest>.+?)\s+(?:is|are)\s+(?:all\s+)?"
+            r"(?:yours|on you|your job|your baby)\b", body, _I)
+        if m and (who := _who(m.group("who"), ctx, names)):
+            owner, task = who, m.group("rest")
     if task is None and request:
         m = re.search(r"\b(?:can|could|would|will)\s+you\s+(?:please\s+|maybe\s+|also\s+)?"
                       r"(?P<rest>.+)$", body, _I) or re.search(
@@ -489,7 +515,8 @@ def asked_task(text: str) -> str | None:
     out = clean(re.sub(r"\b(?:again|now)\s*$", "", m.group("x"), flags=_I))
     out = re.sub(r"^(?:the\s+)?(?:action item\s+(?:for|about)\s+)", "", out, flags=_I)
     out = re.sub(r"\s+(?:one|item|thing)$", "", _drop_determiner(out), flags=_I)
-    if not out or out.lower() in _PRONOUNS | {"that one", "it"}:
+    if not out or out.lower() in _PRONOUNS | {"that one", "it", "what", "which", "everything",
+                                              "what exactly", "all of it"}:
         return None
     return out
 
@@ -513,7 +540,10 @@ def completed_task(text: str) -> str | None:
         m = pattern.search(text)
         if m is None:
             continue
-        out = clean(_cut_clause(m.group("x")))
+        x = m.group("x")
+        if pattern is _DONE_PATTERNS[1]:
+            x = re.split(r"[,;]\s*", x)[-1]  # "forget that one, the checklist is finished"
+        out = clean(_cut_clause(x))
         out = re.sub(r"\s+(?:yesterday|today|this morning|last night|earlier|already|now)$", "",
                      _drop_determiner(out), flags=_I)
         out = re.sub(r"\s+(?:one|item)$", "", out, flags=_I)
