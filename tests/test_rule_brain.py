@@ -684,3 +684,32 @@ async def test_a_mended_turn_takes_back_what_its_first_part_alone_put_down(
     assert [a.text for a in reopened.notes.action_items] == ["send the draft to legal"]
     assert [ln.text for ln in reopened.notes.transcript if not ln.is_bot] == [whole.text]
     reopened.close()
+
+
+async def test_corrections_refusals_and_skips_change_the_notes_and_survive_a_restart(
+        tmp_path: Path) -> None:
+    """What was just written down can be corrected by voice; a request its owner turns down is
+    taken back; a skipped item is closed; all of it replays from the journal."""
+    store = NotesStore(tmp_path / "room")
+    meeting = Meeting(store, participants=("Dana", "Lee", "Priya"))
+    await meeting.say("Dana", "We need to discuss the budget, the launch and hiring.")
+    await meeting.say("Dana", "yes")
+    await meeting.say("Lee", "I will draft the launch announcement by Friday", addressed=False)
+    reply = await meeting.say("Dana", "actually, make that Wednesday")
+    assert "Wednesday" in reply
+    reply = await meeting.say("Dana", "no, Priya owns that")
+    assert "Priya" in reply
+    await meeting.say("Dana", "Lee, can you send the invoice tomorrow?", addressed=False)
+    await meeting.say("Lee", "no, sorry, I can't this week", addressed=False)
+    await meeting.say("Lee", "we decided to drop the events line", addressed=False)
+    reply = await meeting.say("Dana", "scratch that last one")
+    assert "taken that decision off" in reply
+    reply = await meeting.say("Dana", "let's skip hiring")
+    assert "skip" in reply.lower() and "hiring" in reply.lower()
+    store.close()
+
+    notes = NotesStore(tmp_path / "room").notes
+    assert [(a.owner, a.text, a.due_text, a.due_date) for a in notes.action_items] == [
+        ("Priya", "draft the launch announcement", "Wednesday", "2024-05-08")]
+    assert notes.decisions == []
+    assert [(i.title, i.status) for i in notes.agenda][-1] == ("hiring", "done")

@@ -64,7 +64,6 @@ class _Request:
     request: PendingRequest
     entry_id: str
     """The action item written down for it (confirmed by a yes, withdrawn by a no)."""
-    speaker: str
     asked_at: float
 
 
@@ -233,9 +232,7 @@ class RuleBrain:
         request = self._request
         if request is not None and self._clock() - request.asked_at > REQUEST_TTL_S:
             request = self._request = None
-        written = self._written
-        if written is not None and self._clock() - written.at > CORRECTION_TTL_S:
-            written = None
+        written = self._recent_written()
         return Context(
             speaker=turn.speaker_name,
             participants=tuple(self.names.names),
@@ -600,7 +597,7 @@ class RuleBrain:
                                     turn, out)
         self._request = _Request(
             PendingRequest(str(owner), task, str(slots["due"]) if slots.get("due") else None),
-            entry_id, turn.speaker_name, self._clock())
+            entry_id, self._clock())
 
     def _action_accept(self, slots: dict[str, Any], turn: Turn, out: _Reply,
                        meaning: Meaning) -> None:
@@ -643,16 +640,22 @@ class RuleBrain:
             notes.complete_action_item(done.id, turn.wall_time)
         out.lines.append(phrases.marked_done(done))
 
-    def _last_action(self, out: _Reply) -> ActionItem | None:
+    def _recent_written(self) -> _Written | None:
+        """What the bot wrote last, while a correction can still mean it."""
         written = self._written
-        if written is None or written.kind != "action" or \
-                self._clock() - written.at > CORRECTION_TTL_S:
+        if written is None or self._clock() - written.at > CORRECTION_TTL_S:
+            return None
+        return written
+
+    def _last_action(self) -> ActionItem | None:
+        written = self._recent_written()
+        if written is None or written.kind != "action":
             return None
         return next((a for a in self.notes.action_items if a.id == written.entry_id), None)
 
     def _correction_due(self, slots: dict[str, Any], turn: Turn, out: _Reply,
                         meaning: Meaning) -> None:
-        item = self._last_action(out)
+        item = self._last_action()
         if item is None or not slots.get("due_text"):
             return
         self.notes.update_action_item(item.id, due_text=str(slots["due_text"]),
@@ -661,7 +664,7 @@ class RuleBrain:
 
     def _correction_owner(self, slots: dict[str, Any], turn: Turn, out: _Reply,
                           meaning: Meaning) -> None:
-        item = self._last_action(out)
+        item = self._last_action()
         owner = slots.get("owner")
         if item is None or not owner:
             return
@@ -670,8 +673,8 @@ class RuleBrain:
 
     def _correction_remove(self, slots: dict[str, Any], turn: Turn, out: _Reply,
                            meaning: Meaning) -> None:
-        written = self._written
-        if written is None or self._clock() - written.at > CORRECTION_TTL_S:
+        written = self._recent_written()
+        if written is None:
             out.lines.append("There's nothing I just wrote down to take back.")
             return
         self.notes.withdraw(written.entry_id)
@@ -681,20 +684,18 @@ class RuleBrain:
     def _decision_add(self, slots: dict[str, Any], turn: Turn, out: _Reply,
                       meaning: Meaning) -> None:
         text = str(slots.get("text") or "").strip()
-        if not text or self._is_agenda_choice(text):
-            return
-        change = self.notes.add_decision(text, turn.speaker_name, turn.wall_time)
-        self._wrote("decision", str(change.payload["id"]))
-        out.lines.append(f"Noted the decision: {text}.")
+        if text and not self._is_agenda_choice(text):
+            change = self.notes.add_decision(text, turn.speaker_name, turn.wall_time)
+            self._wrote("decision", str(change.payload["id"]))
+            out.lines.append(f"Noted the decision: {text}.")
 
     def _note_add(self, slots: dict[str, Any], turn: Turn, out: _Reply,
                   meaning: Meaning) -> None:
         text = str(slots.get("text") or "").strip()
-        if not text:
-            return
-        change = self.notes.add_note(text, turn.speaker_name, turn.wall_time)
-        self._wrote("note", str(change.payload["id"]))
-        out.lines.append(f"I've made a note: {text}.")
+        if text:
+            change = self.notes.add_note(text, turn.speaker_name, turn.wall_time)
+            self._wrote("note", str(change.payload["id"]))
+            out.lines.append(f"I've made a note: {text}.")
 
     def _ask_recap(self, slots: dict[str, Any], turn: Turn, out: _Reply,
                    meaning: Meaning) -> None:

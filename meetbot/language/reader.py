@@ -213,6 +213,8 @@ _EXCLUSIVE_GROUPS = (
 (a question about time is about time left or time used, seldom both)."""
 
 
+_CONTRADICTIONS = frozenset({frozenset(("answer.no", "action.accept"))})
+"""Pairs that cannot both be meant: of a "no" to a request, the likelier reading stands."""
 _QUESTIONS = frozenset({"ask.recap", "ask.decisions", "ask.actions", "ask.owner", "agenda.ask",
                         "agenda.ask_next", "time.left", "time.used"})
 
@@ -227,6 +229,8 @@ def _exclusive(predicted: list[tuple[str, float]]) -> list[str]:
         elif intent.startswith("answer.") and asks:
             # A question asked back ("how much time is left?" to "shall we move on?") is
             # not a yes or a no, however much the bot's question makes one likely.
+            continue
+        if any(frozenset((intent, k)) in _CONTRADICTIONS for k in kept):
             continue
         group = next((i for i, g in enumerate(_EXCLUSIVE_GROUPS) if intent in g), None)
         if group is not None:
